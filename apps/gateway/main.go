@@ -1,0 +1,40 @@
+// Command gateway is the shop's public HTTP API. It owns no data: it forwards
+// /api/<service>/... to the service of that name through its own Dapr
+// sidecar (service invocation), so it only knows app ids, never addresses.
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/health"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+)
+
+func main() { server.Main("gateway", run) }
+
+func run(ctx context.Context, getenv func(string) string) error {
+	cfg, err := config.LoadSidecar(getenv, "gateway", 8080)
+	if err != nil {
+		return err
+	}
+	// The public port: GATEWAY_PORT wins over the APP_PORT dapr gives, since
+	// no sidecar ever calls the gateway.
+	if cfg.AppPort, err = config.PortVar(getenv, "GATEWAY_PORT", cfg.AppPort); err != nil {
+		return err
+	}
+	log := server.NewLogger(cfg.AppID)
+	client := sidecar.NewHTTPClient(30 * time.Second)
+
+	gw := &Gateway{Sidecar: cfg.DaprHTTPEndpoint(), Client: client, Log: log}
+	ready := health.Ready(
+		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, client, cfg.DaprHTTPEndpoint()) }},
+	)
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, gw, ready), cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	return nil
+}

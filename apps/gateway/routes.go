@@ -1,0 +1,25 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/ordermesh/ordermesh/apps/internal/server"
+)
+
+// routes registers the public API: each service's resources under /api.
+func routes(log *slog.Logger, g *Gateway, ready http.Handler) http.Handler {
+	r := server.NewRouter(ready)
+	for _, svc := range []struct{ prefix, app string }{
+		{"users", "users"},
+		{"products", "products"},
+		{"orders", "orders"},
+		{"payments", "payments"},
+		{"notifications", "notifications"},
+	} {
+		fwd := g.Forward(svc.app)
+		r.Handle("/api/"+svc.prefix, fwd)
+		r.PathPrefix("/api/" + svc.prefix + "/").Handler(fwd)
+	}
+	return server.Handler(log, r)
+}

@@ -1,0 +1,109 @@
+// Package config reads an app's configuration once, from the environment that
+// `dapr run` (or compose, or the test harness) gives it, into a typed struct.
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Sidecar is what every app needs to know about itself and its Dapr sidecar.
+type Sidecar struct {
+	AppID        string // APP_ID
+	AppPort      int    // APP_PORT: where this app listens
+	DaprHTTPPort int    // DAPR_HTTP_PORT: the sidecar's HTTP API
+	DaprGRPCPort int    // DAPR_GRPC_PORT: the sidecar's gRPC API
+	// DaprHost is where the sidecar listens; loopback unless the sidecar runs
+	// in another network namespace.
+	DaprHost string // DAPR_HOST
+	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
+	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+}
+
+// Getenv is os.Getenv's signature, so tests can pass a map's lookup instead.
+type Getenv func(string) string
+
+// LoadSidecar reads the sidecar settings, with defaults for the given app id
+// and port that match dapr.yaml.
+func LoadSidecar(getenv Getenv, appID string, defaultPort int) (Sidecar, error) {
+	c := Sidecar{
+		AppID:           appID,
+		AppPort:         defaultPort,
+		DaprHTTPPort:    3500,
+		DaprGRPCPort:    50001,
+		DaprHost:        "127.0.0.1",
+		ShutdownTimeout: 10 * time.Second,
+	}
+	var err error
+	if v := getenv("APP_ID"); v != "" {
+		c.AppID = v
+	}
+	if v := getenv("DAPR_HOST"); v != "" {
+		c.DaprHost = v
+	}
+	if c.AppPort, err = intVar(getenv, "APP_PORT", c.AppPort); err != nil {
+		return c, err
+	}
+	if c.DaprHTTPPort, err = intVar(getenv, "DAPR_HTTP_PORT", c.DaprHTTPPort); err != nil {
+		return c, err
+	}
+	if c.DaprGRPCPort, err = intVar(getenv, "DAPR_GRPC_PORT", c.DaprGRPCPort); err != nil {
+		return c, err
+	}
+	if c.ShutdownTimeout, err = DurationVar(getenv, "SHUTDOWN_TIMEOUT", c.ShutdownTimeout); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// DaprHTTPEndpoint is the base URL of the sidecar's HTTP API.
+func (c Sidecar) DaprHTTPEndpoint() string {
+	return "http://" + c.DaprHost + ":" + strconv.Itoa(c.DaprHTTPPort)
+}
+
+// DaprGRPCAddress is the host:port of the sidecar's gRPC API.
+func (c Sidecar) DaprGRPCAddress() string {
+	return c.DaprHost + ":" + strconv.Itoa(c.DaprGRPCPort)
+}
+
+// ListenAddress is where the app's HTTP server binds.
+func (c Sidecar) ListenAddress() string {
+	return ":" + strconv.Itoa(c.AppPort)
+}
+
+// PortVar reads a TCP port number with a default.
+func PortVar(getenv Getenv, name string, def int) (int, error) { return intVar(getenv, name, def) }
+
+func intVar(getenv Getenv, name string, def int) (int, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 65535 {
+		return 0, fmt.Errorf("%s=%q is not a port number", name, v)
+	}
+	return n, nil
+}
+
+// DurationVar reads a Go duration ("250ms", "30s") with a default.
+func DurationVar(getenv Getenv, name string, def time.Duration) (time.Duration, error) {
+	v := getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s=%q is not a duration", name, v)
+	}
+	return d, nil
+}
+
+// StringVar reads a string with a default.
+func StringVar(getenv Getenv, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}

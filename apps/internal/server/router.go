@@ -1,0 +1,27 @@
+package server
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/health"
+)
+
+// NewRouter returns a router that answers unknown routes and wrong verbs with
+// JSON errors and already serves /healthz and /readyz.
+func NewRouter(ready http.Handler) *mux.Router {
+	r := mux.NewRouter()
+	r.NotFoundHandler = api.NotFoundHandler()
+	r.MethodNotAllowedHandler = api.MethodNotAllowedHandler()
+	r.HandleFunc("/healthz", health.Live).Methods(http.MethodGet)
+	r.Handle("/readyz", ready).Methods(http.MethodGet)
+	return r
+}
+
+// Handler wraps a router with the middleware every app uses.
+func Handler(log *slog.Logger, r *mux.Router) http.Handler {
+	return Middleware(log, r)
+}

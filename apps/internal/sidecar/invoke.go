@@ -1,0 +1,143 @@
+package sidecar
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+		"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
+)
+
+// ErrUnavailable means a call through the sidecar did not get an answer from
+// the target app: the app or its sidecar is down, a timeout fired, or the
+// caller's circuit breaker for that app is open. It is api.ErrUnavailable, so
+// handlers answer 503.
+var ErrUnavailable = api.ErrUnavailable
+
+// NewHTTPClient returns the HTTP client the apps use to reach sidecars. One
+// client per process keeps connections to the sidecar alive between calls.
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{
+		Timeout: timeout,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        512,
+			MaxIdleConnsPerHost: 512,
+			IdleConnTimeout:     90 * time.Second,
+		},
+	}
+}
+
+// Invoker calls methods of other apps through this app's sidecar over HTTP:
+// POST http://<sidecar>/v1.0/invoke/<app-id>/method/<method>.
+type Invoker struct {
+	base   string
+	client *http.Client
+	header http.Header
+}
+
+// NewInvoker returns an Invoker for the sidecar whose HTTP API is at base.
+func NewInvoker(base string, client *http.Client) *Invoker {
+	return &Invoker{base: strings.TrimRight(base, "/"), client: client, header: http.Header{}}
+}
+
+// Response is what the target app answered.
+type Response struct {
+	Status int
+	Body   []byte
+}
+
+// DecodeJSON unmarshals the response body into v.
+func (r Response) DecodeJSON(v any) error {
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		return fmt.Errorf("decode response: %w", err)
+	}
+	return nil
+}
+
+// Invoke calls method (a path such as "users/42") on appID. A non-nil error
+// wraps ErrUnavailable when the app could not be reached; any status the app
+// itself answered comes back in Response, for the caller to interpret.
+func (i *Invoker) Invoke(ctx context.Context, appID, verb, method string, body any) (Response, error) {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return Response{}, fmt.Errorf("encode %s %s/%s: %w", verb, appID, method, err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	url := i.base + "/v1.0/invoke/" + appID + "/method/" + strings.TrimLeft(method, "/")
+	req, err := http.NewRequestWithContext(ctx, verb, url, rd)
+	if err != nil {
+		return Response{}, fmt.Errorf("build %s %s/%s: %w", verb, appID, method, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if rid := server.RequestID(ctx); rid != "" {
+		req.Header.Set(server.RequestIDHeader, rid)
+	}
+	res, err := i.client.Do(req)
+	if err != nil {
+		return Response{}, fmt.Errorf("%s %s/%s: %w: %w", verb, appID, method, ErrUnavailable, err)
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return Response{}, fmt.Errorf("%s %s/%s: read body: %w: %w", verb, appID, method, ErrUnavailable, err)
+	}
+	if SidecarError(res.StatusCode, data) != "" {
+		return Response{Status: res.StatusCode, Body: data}, fmt.Errorf("%s %s/%s: %w: %s", verb, appID, method, ErrUnavailable, SidecarError(res.StatusCode, data))
+	}
+	return Response{Status: res.StatusCode, Body: data}, nil
+}
+
+// daprError is the body the sidecar itself answers with, as opposed to the
+// target app's own {"error": {...}} bodies.
+type daprError struct {
+	ErrorCode string `json:"errorCode"`
+	Message   string `json:"message"`
+}
+
+// SidecarError returns a description when a response was produced by a Dapr
+// sidecar rather than by the app behind it (for example ERR_DIRECT_INVOKE when
+// the target is down or a circuit breaker is open), and "" otherwise.
+func SidecarError(status int, body []byte) string {
+	if status < 400 {
+		return ""
+	}
+	var e daprError
+	if json.Unmarshal(body, &e) != nil || e.ErrorCode == "" {
+		return ""
+	}
+	return e.ErrorCode + ": " + e.Message
+}
+
+// Health asks the sidecar whether it and its components are up. It uses the
+// outbound endpoint, which does not wait for this app: the app's readiness
+// must not depend on the sidecar seeing the app as ready.
+func Health(ctx context.Context, client *http.Client, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/v1.0/healthz/outbound", nil)
+	if err != nil {
+		return err
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("sidecar health: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("sidecar health: status %d", res.StatusCode)
+	}
+	return nil
+}

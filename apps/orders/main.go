@@ -1,0 +1,55 @@
+// Command orders takes orders: it checks the user and the product through
+// their services, reserves stock, and stores the order in its own PostgreSQL
+// database (the Dapr state store `orderstore`).
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/health"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+)
+
+func main() { server.Main("orders", run) }
+
+func run(ctx context.Context, getenv func(string) string) error {
+	cfg, err := config.LoadSidecar(getenv, "orders", 8083)
+	if err != nil {
+		return err
+	}
+	storeName := config.StringVar(getenv, "ORDER_STORE", "orderstore")
+	usersApp := config.StringVar(getenv, "USERS_APP_ID", "users")
+	productsApp := config.StringVar(getenv, "PRODUCTS_APP_ID", "products")
+	log := server.NewLogger(cfg.AppID)
+
+	client, err := sidecar.Connect(cfg.DaprGRPCAddress())
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	store := sidecar.NewStore(client, storeName)
+	httpClient := sidecar.NewHTTPClient(30 * time.Second)
+	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), httpClient)
+
+	desk := &Desk{
+		Users:   usersService{invoker: invoker, appID: usersApp},
+		Catalog: productsService{invoker: invoker, appID: productsApp},
+		Orders:  stateOrders{store},
+		Now:     func() time.Time { return time.Now().UTC() },
+		NewID:   uuid.NewString,
+	}
+	ready := health.Ready(
+		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},
+		health.Check{Name: storeName, Probe: store.Ping},
+	)
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, desk, ready), cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("orders: %w", err)
+	}
+	return nil
+}

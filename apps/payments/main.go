@@ -1,0 +1,43 @@
+// Command payments takes payments for orders, idempotently: a client retry
+// with the same Idempotency-Key never pays twice.
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/health"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+)
+
+func main() { server.Main("payments", run) }
+
+func run(ctx context.Context, getenv func(string) string) error {
+	cfg, err := config.LoadSidecar(getenv, "payments", 8084)
+	if err != nil {
+		return err
+	}
+	storeName := config.StringVar(getenv, "STATE_STORE", "statestore")
+	log := server.NewLogger(cfg.AppID)
+
+	client, err := sidecar.Connect(cfg.DaprGRPCAddress())
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	store := sidecar.NewStore(client, storeName)
+	httpClient := sidecar.NewHTTPClient(30 * time.Second)
+
+	ready := health.Ready(
+		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},
+		health.Check{Name: storeName, Probe: store.Ping},
+	)
+	r := server.NewRouter(ready)
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.Handler(log, r), cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("payments: %w", err)
+	}
+	return nil
+}

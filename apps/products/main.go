@@ -1,0 +1,45 @@
+// Command products is the catalogue: products with prices and stock, and the
+// stock reservations orders make. It keeps its data in `statestore`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/health"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+)
+
+func main() { server.Main("products", run) }
+
+func run(ctx context.Context, getenv func(string) string) error {
+	cfg, err := config.LoadSidecar(getenv, "products", 8082)
+	if err != nil {
+		return err
+	}
+	storeName := config.StringVar(getenv, "STATE_STORE", "statestore")
+	log := server.NewLogger(cfg.AppID)
+
+	client, err := sidecar.Connect(cfg.DaprGRPCAddress())
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	store := sidecar.NewStore(client, storeName)
+	probe := sidecar.NewHTTPClient(2 * time.Second)
+
+	catalog := NewCatalog(stateCatalog{store}, func() time.Time { return time.Now().UTC() }, uuid.NewString)
+	ready := health.Ready(
+		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, probe, cfg.DaprHTTPEndpoint()) }},
+		health.Check{Name: storeName, Probe: store.Ping},
+	)
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, catalog, ready), cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("products: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ordermesh/ordermesh/apps/internal/api"
+)
+
+// Reservation is stock set aside for one order. There is at most one per
+// order id, which makes reserving idempotent: a retried reservation of an
+// order finds the first one instead of taking stock twice.
+type Reservation struct {
+	OrderID   string    `json:"order_id"`
+	ProductID string    `json:"product_id"`
+	Quantity  int64     `json:"quantity"`
+	Status    string    `json:"status"` // pending while stock is being taken, then reserved
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Reservation states.
+const (
+	reservationPending  = "pending"
+	reservationReserved = "reserved"
+)
+
+// ReservationRequest is what orders sends to reserve stock.
+type ReservationRequest struct {
+	OrderID  string `json:"order_id"`
+	Quantity *int64 `json:"quantity"`
+}
+
+const maxQuantity = 10_000
+
+func (r ReservationRequest) validate() error {
+	switch {
+	case r.OrderID == "":
+		return api.Errorf(api.CodeInvalidRequest, "order_id is required")
+	case !api.ValidID(r.OrderID):
+		return api.Errorf(api.CodeInvalidRequest, "order_id must be 1 to 64 letters, digits, '-' or '_'")
+	case r.Quantity == nil:
+		return api.Errorf(api.CodeInvalidRequest, "quantity is required")
+	case *r.Quantity <= 0 || *r.Quantity > maxQuantity:
+		return api.Errorf(api.CodeInvalidRequest, "quantity must be between 1 and %d", maxQuantity)
+	}
+	return nil
+}
+
+// Reserve takes quantity units of a product's stock for an order. It first
+// claims the order's reservation (insert-only), then takes the stock with an
+// ETag-checked write, re-reading and retrying when another reservation won
+// the race. replayed is true when the order had already reserved.
+func (c *Catalog) Reserve(ctx context.Context, productID string, req ReservationRequest) (res Reservation, replayed bool, err error) {
+	if !api.ValidID(productID) {
+		return Reservation{}, false, api.Errorf(api.CodeNotFound, "product %q not found", productID)
+	}
+	if err := req.validate(); err != nil {
+		return Reservation{}, false, err
+	}
+	res = Reservation{OrderID: req.OrderID, ProductID: productID, Quantity: *req.Quantity, Status: reservationPending, CreatedAt: c.now()}
+	if err := c.store.InsertReservation(ctx, res); err != nil {
+		if !errors.Is(err, ErrConflict) {
+			return Reservation{}, false, err
+		}
+		return c.existingReservation(ctx, res)
+	}
+
+	// Within one replica, reservations of one product queue up here instead
+	// of failing each other's ETag checks; across replicas the ETag still
+	// decides.
+	unlock := c.locks.lock(productID)
+	err = c.retryOnConflict(ctx, "product "+productID, func() error {
+		p, etag, err := c.store.Product(ctx, productID)
+		if errors.Is(err, ErrNotFound) {
+			return api.Errorf(api.CodeNotFound, "product %q not found", productID)
+		}
+		if err != nil {
+			return err
+		}
+		if p.Stock < res.Quantity {
+			return api.Errorf(api.CodeInsufficientStock, "product %s has %d in stock, %d asked", productID, p.Stock, res.Quantity)
+		}
+		p.Stock -= res.Quantity
+		return c.store.UpdateProduct(ctx, p, etag)
+	})
+	unlock()
+	if err != nil {
+		if delErr := c.store.DeleteReservation(context.WithoutCancel(ctx), res.OrderID, ""); delErr != nil {
+			return Reservation{}, false, errors.Join(err, delErr)
+		}
+		return Reservation{}, false, err
+	}
+
+	_, etag, err := c.store.Reservation(ctx, res.OrderID)
+	if err != nil {
+		return Reservation{}, false, err
+	}
+	res.Status = reservationReserved
+	if err := c.store.UpdateReservation(ctx, res, etag); err != nil {
+		return Reservation{}, false, err
+	}
+	return res, false, nil
+}
+
+// existingReservation answers a reservation whose order already has one.
+func (c *Catalog) existingReservation(ctx context.Context, want Reservation) (Reservation, bool, error) {
+	got, _, err := c.store.Reservation(ctx, want.OrderID)
+	if errors.Is(err, ErrNotFound) {
+		// Released between our insert and our read: the caller may retry.
+		return Reservation{}, false, api.Errorf(api.CodeConflict, "reservation for order %s changed concurrently; try again", want.OrderID)
+	}
+	if err != nil {
+		return Reservation{}, false, err
+	}
+	switch {
+	case got.ProductID != want.ProductID || got.Quantity != want.Quantity:
+		return Reservation{}, false, api.Errorf(api.CodeUnprocessable, "order %s already reserved %d of product %s", got.OrderID, got.Quantity, got.ProductID)
+	case got.Status != reservationReserved:
+		return Reservation{}, false, api.Errorf(api.CodeConflict, "reservation for order %s is in progress; try again", want.OrderID)
+	}
+	return got, true, nil
+}
+
+// Release gives an order's reserved stock back. Releasing an order that holds
+// no reservation does nothing, so a retried release is harmless.
+func (c *Catalog) Release(ctx context.Context, productID, orderID string) error {
+	if !api.ValidID(productID) || !api.ValidID(orderID) {
+		return api.Errorf(api.CodeNotFound, "no reservation of product %q for order %q", productID, orderID)
+	}
+	res, resETag, err := c.store.Reservation(ctx, orderID)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if res.ProductID != productID {
+		return api.Errorf(api.CodeNotFound, "no reservation of product %q for order %q", productID, orderID)
+	}
+	if res.Status == reservationPending {
+		return api.Errorf(api.CodeConflict, "reservation for order %s is in progress; try again", orderID)
+	}
+	unlock := c.locks.lock(productID)
+	defer unlock()
+	// Deleting the reservation first (ETag-checked) makes this release the
+	// only one that puts the stock back.
+	if err := c.store.DeleteReservation(ctx, orderID, resETag); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil
+		}
+		return err
+	}
+	return c.retryOnConflict(ctx, "product "+productID, func() error {
+		p, etag, err := c.store.Product(ctx, productID)
+		if err != nil {
+			return err
+		}
+		p.Stock += res.Quantity
+		return c.store.UpdateProduct(ctx, p, etag)
+	})
+}
+
+// keyedMutex serialises work per key inside one process.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	waiters int
+}
+
+func newKeyedMutex() *keyedMutex { return &keyedMutex{locks: map[string]*keyLock{}} }
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	l, ok := k.locks[key]
+	if !ok {
+		l = &keyLock{}
+		k.locks[key] = l
+	}
+	l.waiters++
+	k.mu.Unlock()
+
+	l.Lock()
+	return func() {
+		l.Unlock()
+		k.mu.Lock()
+		l.waiters--
+		if l.waiters == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+)
+
+// stateCatalog keeps the catalogue in a Dapr state store: "product/<id>",
+// "products" (the index of ids, in order of creation) and
+// "reservation/<order id>".
+type stateCatalog struct{ store *sidecar.Store }
+
+const indexKey = "products"
+
+func (s stateCatalog) Product(ctx context.Context, id string) (Product, string, error) {
+	var p Product
+	etag, err := s.get(ctx, "product/"+id, &p)
+	return p, etag, err
+}
+
+func (s stateCatalog) InsertProduct(ctx context.Context, p Product) error {
+	return conflict(s.store.Insert(ctx, "product/"+p.ID, p, 0))
+}
+
+func (s stateCatalog) UpdateProduct(ctx context.Context, p Product, etag string) error {
+	return conflict(s.store.Update(ctx, "product/"+p.ID, p, etag))
+}
+
+func (s stateCatalog) DeleteProduct(ctx context.Context, id string) error {
+	return conflict(s.store.Delete(ctx, "product/"+id, ""))
+}
+
+func (s stateCatalog) Index(ctx context.Context) ([]string, string, error) {
+	var ids []string
+	etag, err := s.get(ctx, indexKey, &ids)
+	if errors.Is(err, ErrNotFound) {
+		return nil, "", nil
+	}
+	return ids, etag, err
+}
+
+func (s stateCatalog) SaveIndex(ctx context.Context, ids []string, etag string) error {
+	if etag == "" {
+		return conflict(s.store.Insert(ctx, indexKey, ids, 0))
+	}
+	return conflict(s.store.Update(ctx, indexKey, ids, etag))
+}
+
+func (s stateCatalog) Products(ctx context.Context, ids []string) ([]Product, error) {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = "product/" + id
+	}
+	items, err := s.store.GetBulk(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[string]sidecar.Item, len(items))
+	for _, it := range items {
+		byKey[it.Key] = it
+	}
+	products := make([]Product, 0, len(items))
+	for _, k := range keys {
+		it, ok := byKey[k]
+		if !ok {
+			continue
+		}
+		var p Product
+		if err := it.Decode(&p); err != nil {
+			return nil, err
+		}
+		products = append(products, p)
+	}
+	return products, nil
+}
+
+func (s stateCatalog) Reservation(ctx context.Context, orderID string) (Reservation, string, error) {
+	var r Reservation
+	etag, err := s.get(ctx, "reservation/"+orderID, &r)
+	return r, etag, err
+}
+
+func (s stateCatalog) InsertReservation(ctx context.Context, r Reservation) error {
+	return conflict(s.store.Insert(ctx, "reservation/"+r.OrderID, r, 0))
+}
+
+func (s stateCatalog) UpdateReservation(ctx context.Context, r Reservation, etag string) error {
+	return conflict(s.store.Update(ctx, "reservation/"+r.OrderID, r, etag))
+}
+
+func (s stateCatalog) DeleteReservation(ctx context.Context, orderID, etag string) error {
+	return conflict(s.store.Delete(ctx, "reservation/"+orderID, etag))
+}
+
+func (s stateCatalog) get(ctx context.Context, key string, v any) (string, error) {
+	it, found, err := s.store.Get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	if !found {
+		return "", ErrNotFound
+	}
+	return it.ETag, it.Decode(v)
+}
+
+// conflict turns the sidecar's conflict into the domain's.
+func conflict(err error) error {
+	if errors.Is(err, sidecar.ErrConflict) {
+		return errors.Join(ErrConflict, err)
+	}
+	return err
+}

@@ -1,0 +1,49 @@
+// Command users is the user service: it registers users with unique emails and
+// serves them by id. It keeps its data in the Dapr state store `statestore`.
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/health"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+)
+
+func main() { server.Main("users", run) }
+
+func run(ctx context.Context, getenv func(string) string) error {
+	cfg, err := config.LoadSidecar(getenv, "users", 8081)
+	if err != nil {
+		return err
+	}
+	storeName := config.StringVar(getenv, "STATE_STORE", "statestore")
+	log := server.NewLogger(cfg.AppID)
+
+	client, err := sidecar.Connect(cfg.DaprGRPCAddress())
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	store := sidecar.NewStore(client, storeName)
+	probe := sidecar.NewHTTPClient(2 * time.Second)
+
+	registry := &Registry{
+		Store: stateDirectory{store},
+		Now:   func() time.Time { return time.Now().UTC() },
+		NewID: uuid.NewString,
+	}
+	ready := health.Ready(
+		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, probe, cfg.DaprHTTPEndpoint()) }},
+		health.Check{Name: storeName, Probe: store.Ping},
+	)
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, registry, ready), cfg.ShutdownTimeout); err != nil {
+		return fmt.Errorf("users: %w", err)
+	}
+	return nil
+}
