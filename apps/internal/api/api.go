@@ -21,7 +21,6 @@ type Code string
 const (
 	CodeInvalidRequest        Code = "invalid_request"
 	CodeBodyTooLarge          Code = "body_too_large"
-	CodeUnsupportedMediaType  Code = "unsupported_media_type"
 	CodeNotFound              Code = "not_found"
 	CodeMethodNotAllowed      Code = "method_not_allowed"
 	CodeConflict              Code = "conflict"
@@ -39,7 +38,6 @@ const (
 var statusOf = map[Code]int{
 	CodeInvalidRequest:        http.StatusBadRequest,
 	CodeBodyTooLarge:          http.StatusRequestEntityTooLarge,
-	CodeUnsupportedMediaType:  http.StatusUnsupportedMediaType,
 	CodeNotFound:              http.StatusNotFound,
 	CodeMethodNotAllowed:      http.StatusMethodNotAllowed,
 	CodeConflict:              http.StatusConflict,
@@ -118,9 +116,6 @@ const MaxBodyBytes = 64 << 10
 // body must be at most MaxBodyBytes, must not name fields v does not have, and
 // must hold exactly one value. Its errors are *Error values fit for the client.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		return Errorf(CodeUnsupportedMediaType, "content type must be application/json, not %q", ct)
-	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -138,9 +133,9 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 
 func decodeError(err error) error {
 	var (
-		syntax    *json.SyntaxError
-		typeErr   *json.UnmarshalTypeError
-		tooLarge  *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typeErr  *json.UnmarshalTypeError
+		tooLarge *http.MaxBytesError
 	)
 	switch {
 	case errors.As(err, &tooLarge):
