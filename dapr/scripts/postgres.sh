@@ -2,7 +2,7 @@
 # Makes the PostgreSQL that orderstore uses ready on this machine: starts the
 # Debian cluster if it is down, and creates the `ordermesh` role (with a
 # password: TCP logins use scram-sha-256) and database if they are missing.
-# Usage: scripts/postgres.sh [role] [password] [database]
+# Usage: dapr/scripts/postgres.sh [role] [password] [database]
 set -euo pipefail
 
 role=${1:-ordermesh}

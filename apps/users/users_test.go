@@ -1,0 +1,397 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/ordermesh/ordermesh/apps/internal/api"
+)
+
+// fakeDirectory is an in-memory Directory whose ClaimEmail is atomic, with
+// switches to make a call fail.
+type fakeDirectory struct {
+	mu     sync.Mutex
+	emails map[string]string // email -> user id
+	users  map[string]User
+
+	claimErr   error // returned by ClaimEmail instead of claiming
+	insertErr  error // returned by Insert instead of storing
+	releaseErr error // returned by ReleaseEmail instead of releasing
+	userErr    error // returned by User instead of looking up
+
+	claims   int
+	inserts  int
+	releases []string
+}
+
+func newFakeDirectory() *fakeDirectory {
+	return &fakeDirectory{emails: map[string]string{}, users: map[string]User{}}
+}
+
+func (d *fakeDirectory) ClaimEmail(_ context.Context, email, userID string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.claims++
+	if d.claimErr != nil {
+		return d.claimErr
+	}
+	if _, taken := d.emails[email]; taken {
+		return fmt.Errorf("insert email/%s: %w", email, ErrEmailTaken)
+	}
+	d.emails[email] = userID
+	return nil
+}
+
+func (d *fakeDirectory) ReleaseEmail(_ context.Context, email string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.releases = append(d.releases, email)
+	if d.releaseErr != nil {
+		return d.releaseErr
+	}
+	delete(d.emails, email)
+	return nil
+}
+
+func (d *fakeDirectory) Insert(_ context.Context, u User) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.inserts++
+	if d.insertErr != nil {
+		return d.insertErr
+	}
+	d.users[u.ID] = u
+	return nil
+}
+
+func (d *fakeDirectory) User(_ context.Context, id string) (User, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.userErr != nil {
+		return User{}, d.userErr
+	}
+	u, ok := d.users[id]
+	if !ok {
+		return User{}, ErrNotFound
+	}
+	return u, nil
+}
+
+func (d *fakeDirectory) claimed(email string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.emails[email]
+	return ok
+}
+
+var testNow = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
+
+// newTestRegistry returns a Registry over a fresh fake with a fixed clock and
+// ids user-1, user-2, ...
+func newTestRegistry(t *testing.T) (*Registry, *fakeDirectory) {
+	t.Helper()
+	dir := newFakeDirectory()
+	var n atomic.Int64
+	return &Registry{
+		Store: dir,
+		Now:   func() time.Time { return testNow },
+		NewID: func() string { return fmt.Sprintf("user-%d", n.Add(1)) },
+	}, dir
+}
+
+// requireCode asserts err is an *api.Error with the given code.
+func requireCode(t *testing.T, err error, code api.Code) *api.Error {
+	t.Helper()
+	require.Error(t, err)
+	var e *api.Error
+	require.True(t, errors.As(err, &e), "want *api.Error %s, got %T: %v", code, err, err)
+	require.Equal(t, code, e.Code, e.Message)
+	return e
+}
+
+func TestRegisterValidation(t *testing.T) {
+	tests := []struct {
+		name        string
+		in          Registration
+		wantMessage string
+	}{
+		{"missing name", Registration{Email: "ada@example.com"}, "name is required"},
+		{"blank name", Registration{Name: " \t\n", Email: "ada@example.com"}, "name is required"},
+		{"name too long", Registration{Name: strings.Repeat("é", maxNameLen+1), Email: "ada@example.com"}, "name is longer"},
+		{"missing email", Registration{Name: "Ada"}, "email is required"},
+		{"blank email", Registration{Name: "Ada", Email: "   "}, "email is required"},
+		{"email too long", Registration{Name: "Ada", Email: strings.Repeat("a", maxEmailLen-len("@example.com")+1) + "@example.com"}, "email is longer"},
+		{"email without at", Registration{Name: "Ada", Email: "ada.example.com"}, "not an email address"},
+		{"email without domain dot", Registration{Name: "Ada", Email: "ada@localhost"}, "not an email address"},
+		{"email with two ats", Registration{Name: "Ada", Email: "ada@@example.com"}, "not an email address"},
+		{"email with display name", Registration{Name: "Ada", Email: "Ada <ada@example.com>"}, "not an email address"},
+		{"email with inner space", Registration{Name: "Ada", Email: "ada lovelace@example.com"}, "not an email address"},
+		{"two emails", Registration{Name: "Ada", Email: "ada@example.com, bob@example.com"}, "not an email address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg, dir := newTestRegistry(t)
+
+			_, err := reg.Register(t.Context(), tt.in)
+
+			e := requireCode(t, err, api.CodeInvalidRequest)
+			assert.Contains(t, e.Message, tt.wantMessage)
+			assert.Zero(t, dir.claims, "nothing is claimed for an invalid registration")
+			assert.Zero(t, dir.inserts)
+		})
+	}
+}
+
+func TestRegister(t *testing.T) {
+	longName := strings.Repeat("é", maxNameLen) // 200 runes, 400 bytes
+	longEmail := strings.Repeat("a", maxEmailLen-len("@example.com")) + "@example.com"
+
+	tests := []struct {
+		name string
+		in   Registration
+		want User
+	}{
+		{"plain", Registration{Name: "Ada Lovelace", Email: "ada@example.com"},
+			User{Name: "Ada Lovelace", Email: "ada@example.com"}},
+		{"email case and spaces are normalised", Registration{Name: "  Ada  ", Email: "  Ada.Lovelace@Example.COM \n"},
+			User{Name: "Ada", Email: "ada.lovelace@example.com"}},
+		{"name at the rune limit", Registration{Name: longName, Email: "ada@example.com"},
+			User{Name: longName, Email: "ada@example.com"}},
+		{"email at the length limit", Registration{Name: "Ada", Email: longEmail},
+			User{Name: "Ada", Email: longEmail}},
+		{"plus addressing", Registration{Name: "Ada", Email: "ada+shop@mail.example.co.uk"},
+			User{Name: "Ada", Email: "ada+shop@mail.example.co.uk"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg, dir := newTestRegistry(t)
+
+			u, err := reg.Register(t.Context(), tt.in)
+
+			require.NoError(t, err)
+			tt.want.ID = "user-1"
+			tt.want.CreatedAt = testNow
+			assert.Equal(t, tt.want, u)
+			stored, err := dir.User(t.Context(), "user-1")
+			require.NoError(t, err)
+			assert.Equal(t, u, stored)
+			assert.True(t, dir.claimed(tt.want.Email), "the normalised email is claimed")
+		})
+	}
+}
+
+func TestRegisterEmailTaken(t *testing.T) {
+	tests := []struct {
+		name   string
+		first  string
+		second string
+	}{
+		{"same spelling", "ada@example.com", "ada@example.com"},
+		{"different case", "ada@example.com", "ADA@Example.com"},
+		{"surrounding spaces", "Ada@example.com", "  ada@example.com  "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg, dir := newTestRegistry(t)
+			_, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: tt.first})
+			require.NoError(t, err)
+
+			_, err = reg.Register(t.Context(), Registration{Name: "Impostor", Email: tt.second})
+
+			e := requireCode(t, err, api.CodeEmailTaken)
+			assert.Equal(t, 409, e.Code.Status())
+			assert.Equal(t, 1, dir.inserts, "the second user is not stored")
+			assert.Empty(t, dir.releases, "a lost claim releases nothing: the email is the winner's")
+			assert.True(t, dir.claimed("ada@example.com"))
+		})
+	}
+}
+
+func TestRegisterStoreFailures(t *testing.T) {
+	unavailable := fmt.Errorf("save user/user-1: %w", api.ErrUnavailable)
+	releaseFailed := errors.New("delete email/ada@example.com: timeout")
+
+	tests := []struct {
+		name         string
+		claimErr     error
+		insertErr    error
+		releaseErr   error
+		wantIs       []error
+		wantReleased bool // ReleaseEmail was called
+		wantClaimed  bool // the email is still claimed afterwards
+	}{
+		{
+			name:        "claim fails",
+			claimErr:    fmt.Errorf("insert email: %w", api.ErrUnavailable),
+			wantIs:      []error{api.ErrUnavailable},
+			wantClaimed: false,
+		},
+		{
+			name:         "insert fails and the claim is released",
+			insertErr:    unavailable,
+			wantIs:       []error{api.ErrUnavailable},
+			wantReleased: true,
+			wantClaimed:  false,
+		},
+		{
+			name:         "insert and release fail: both errors are reported",
+			insertErr:    unavailable,
+			releaseErr:   releaseFailed,
+			wantIs:       []error{api.ErrUnavailable, releaseFailed},
+			wantReleased: true,
+			wantClaimed:  true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg, dir := newTestRegistry(t)
+			dir.claimErr, dir.insertErr, dir.releaseErr = tt.claimErr, tt.insertErr, tt.releaseErr
+
+			_, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: "Ada@Example.com"})
+
+			require.Error(t, err)
+			var apiErr *api.Error
+			assert.False(t, errors.As(err, &apiErr), "a store failure is not a client error: %v", err)
+			for _, want := range tt.wantIs {
+				assert.ErrorIs(t, err, want)
+			}
+			if tt.wantReleased {
+				assert.Equal(t, []string{"ada@example.com"}, dir.releases)
+			} else {
+				assert.Empty(t, dir.releases)
+			}
+			assert.Equal(t, tt.wantClaimed, dir.claimed("ada@example.com"))
+			assert.Empty(t, dir.users)
+		})
+	}
+}
+
+func TestRegisterAfterFailedInsertCanRetry(t *testing.T) {
+	reg, dir := newTestRegistry(t)
+	dir.insertErr = api.ErrUnavailable
+	_, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: "ada@example.com"})
+	require.ErrorIs(t, err, api.ErrUnavailable)
+
+	dir.insertErr = nil
+	u, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: "ada@example.com"})
+
+	require.NoError(t, err, "the failed attempt must not keep the email")
+	assert.Equal(t, "ada@example.com", u.Email)
+}
+
+func TestRegisterReleasesWithLiveContext(t *testing.T) {
+	dir := newFakeDirectory()
+	ctx, cancel := context.WithCancel(t.Context())
+	released := &ctxRecordingDirectory{fakeDirectory: dir, onInsert: cancel}
+	reg := &Registry{Store: released, Now: func() time.Time { return testNow }, NewID: func() string { return "user-1" }}
+
+	_, err := reg.Register(ctx, Registration{Name: "Ada", Email: "ada@example.com"})
+
+	require.ErrorIs(t, err, context.Canceled)
+	require.True(t, released.releaseCalled)
+	assert.NoError(t, released.releaseCtxErr, "the claim is released even when the request was cancelled")
+	assert.False(t, dir.claimed("ada@example.com"))
+}
+
+// ctxRecordingDirectory cancels the request during Insert and records the
+// context ReleaseEmail then gets.
+type ctxRecordingDirectory struct {
+	*fakeDirectory
+	onInsert      func()
+	releaseCalled bool
+	releaseCtxErr error
+}
+
+func (d *ctxRecordingDirectory) Insert(ctx context.Context, _ User) error {
+	d.onInsert()
+	return ctx.Err()
+}
+
+func (d *ctxRecordingDirectory) ReleaseEmail(ctx context.Context, email string) error {
+	d.releaseCalled = true
+	d.releaseCtxErr = ctx.Err()
+	return d.fakeDirectory.ReleaseEmail(ctx, email)
+}
+
+func TestUser(t *testing.T) {
+	reg, dir := newTestRegistry(t)
+	ada, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: "ada@example.com"})
+	require.NoError(t, err)
+
+	tests := []struct {
+		name     string
+		id       string
+		userErr  error
+		want     User
+		wantCode api.Code
+		wantIs   error
+	}{
+		{name: "known id", id: ada.ID, want: ada},
+		{name: "unknown id", id: "user-999", wantCode: api.CodeNotFound},
+		{name: "id that cannot exist", id: "../etc", wantCode: api.CodeNotFound},
+		{name: "empty id", id: "", wantCode: api.CodeNotFound},
+		{name: "store unavailable", id: ada.ID, userErr: fmt.Errorf("get: %w", api.ErrUnavailable), wantIs: api.ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir.userErr = tt.userErr
+			t.Cleanup(func() { dir.userErr = nil })
+
+			got, err := reg.User(t.Context(), tt.id)
+
+			switch {
+			case tt.wantCode != "":
+				requireCode(t, err, tt.wantCode)
+			case tt.wantIs != nil:
+				assert.ErrorIs(t, err, tt.wantIs)
+			default:
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, got)
+			}
+		})
+	}
+}
+
+func TestRegisterConcurrentSameEmail(t *testing.T) {
+	const n = 20
+	reg, dir := newTestRegistry(t)
+	spellings := []string{"ada@example.com", "ADA@example.com", " ada@Example.com ", "Ada@EXAMPLE.COM"}
+
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			_, errs[i] = reg.Register(context.Background(), Registration{Name: fmt.Sprintf("Ada %d", i), Email: spellings[i%len(spellings)]})
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	var won, taken int
+	for _, err := range errs {
+		var e *api.Error
+		switch {
+		case err == nil:
+			won++
+		case errors.As(err, &e) && e.Code == api.CodeEmailTaken:
+			taken++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	assert.Equal(t, 1, won, "exactly one registration wins the email")
+	assert.Equal(t, n-1, taken)
+	assert.Len(t, dir.users, 1)
+	assert.Equal(t, n, dir.claims)
+}
