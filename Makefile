@@ -60,11 +60,11 @@ unit:
 ## e2e: the end-to-end suite: starts daprd and the apps as processes on free ports
 e2e: daprd infra
 	@dapr/scripts/infra.sh rabbitmq
-	ORDERMESH_DAPRD=$(DAPRD) go test -count=1 -tags e2e -timeout 30m $(E2E_FLAGS) ./e2e/...
+	ORDERMESH_DAPRD=$(DAPRD) go test -count=1 -tags e2e -timeout 30m $(E2E_FLAGS) ./apps/internal/e2e/...
 
 lint:
-	go vet ./... && go vet -tags e2e ./e2e/...
-	@test -z "$$(gofmt -l apps dapr e2e)" || { gofmt -l apps dapr e2e; exit 1; }
+	go vet ./... && go vet -tags e2e ./apps/internal/e2e/...
+	@test -z "$$(gofmt -l apps dapr)" || { gofmt -l apps dapr; exit 1; }
 
 clean:
 	rm -rf bin .run apps/*/.dapr

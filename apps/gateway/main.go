@@ -33,7 +33,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	ready := health.Ready(
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, client, cfg.DaprHTTPEndpoint()) }},
 	)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, gw, ready), cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, gw, config.LoadPeers(getenv), ready), cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	return nil

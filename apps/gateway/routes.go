@@ -4,18 +4,19 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/ordermesh/ordermesh/apps/internal/config"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
 // routes registers the public API: each service's resources under /api.
-func routes(log *slog.Logger, g *Gateway, ready http.Handler) http.Handler {
+func routes(log *slog.Logger, g *Gateway, peers config.Peers, ready http.Handler) http.Handler {
 	r := server.NewRouter(ready)
 	for _, svc := range []struct{ prefix, app string }{
-		{"users", "users"},
-		{"products", "products"},
-		{"orders", "orders"},
-		{"payments", "payments"},
-		{"notifications", "notifications"},
+		{"users", peers.Users},
+		{"products", peers.Products},
+		{"orders", peers.Orders},
+		{"payments", peers.Payments},
+		{"notifications", peers.Notifications},
 	} {
 		fwd := g.Forward(svc.app)
 		r.Handle("/api/"+svc.prefix, fwd)

@@ -24,8 +24,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	storeName := config.StringVar(getenv, "ORDER_STORE", "orderstore")
-	usersApp := config.StringVar(getenv, "USERS_APP_ID", "users")
-	productsApp := config.StringVar(getenv, "PRODUCTS_APP_ID", "products")
+	peers := config.LoadPeers(getenv)
 	log := server.NewLogger(cfg.AppID)
 
 	client, err := sidecar.Connect(cfg.DaprGRPCAddress())
@@ -38,8 +37,8 @@ func run(ctx context.Context, getenv func(string) string) error {
 	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), httpClient)
 
 	desk := &Desk{
-		Users:   usersService{invoker: invoker, appID: usersApp},
-		Catalog: productsService{invoker: invoker, appID: productsApp},
+		Users:   usersService{invoker: invoker, appID: peers.Users},
+		Catalog: productsService{invoker: invoker, appID: peers.Products},
 		Orders:  stateOrders{store},
 		Now:     func() time.Time { return time.Now().UTC() },
 		NewID:   uuid.NewString,

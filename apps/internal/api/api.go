@@ -37,7 +37,7 @@ const (
 
 var statusOf = map[Code]int{
 	CodeInvalidRequest:        http.StatusBadRequest,
-	CodeBodyTooLarge:          http.StatusRequestEntityTooLarge,
+	CodeBodyTooLarge:          http.StatusBadRequest,
 	CodeNotFound:              http.StatusNotFound,
 	CodeMethodNotAllowed:      http.StatusMethodNotAllowed,
 	CodeConflict:              http.StatusConflict,

@@ -107,3 +107,24 @@ func StringVar(getenv Getenv, name, def string) string {
 	}
 	return def
 }
+
+// Peers are the app ids of the services an app calls. They default to the ids
+// in dapr.yaml; the end-to-end harness gives every system its own.
+type Peers struct {
+	Users         string // USERS_APP_ID
+	Products      string // PRODUCTS_APP_ID
+	Orders        string // ORDERS_APP_ID
+	Payments      string // PAYMENTS_APP_ID
+	Notifications string // NOTIFICATIONS_APP_ID
+}
+
+// LoadPeers reads the peers' app ids.
+func LoadPeers(getenv Getenv) Peers {
+	return Peers{
+		Users:         StringVar(getenv, "USERS_APP_ID", "users"),
+		Products:      StringVar(getenv, "PRODUCTS_APP_ID", "products"),
+		Orders:        StringVar(getenv, "ORDERS_APP_ID", "orders"),
+		Payments:      StringVar(getenv, "PAYMENTS_APP_ID", "payments"),
+		Notifications: StringVar(getenv, "NOTIFICATIONS_APP_ID", "notifications"),
+	}
+}

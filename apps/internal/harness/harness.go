@@ -1,0 +1,384 @@
+// Package harness runs the whole system for end-to-end tests the way users
+// run it: the pinned daprd binary and the six apps as real processes, on free
+// ports, with the repository's own resource files pointed at the test's Redis,
+// PostgreSQL and RabbitMQ. Every system gets app ids of its own, so it never
+// meets a running `make run` (or another system) through name resolution or
+// shared state.
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Apps are the apps of the system, in start order.
+var Apps = []string{"users", "products", "orders", "payments", "notifications", "gateway"}
+
+// Infra says where the backing servers are. Empty fields take their
+// ORDERMESH_* environment variable, then the local default.
+type Infra struct {
+	Redis    string // ORDERMESH_REDIS, host:port
+	Postgres string // ORDERMESH_POSTGRES, a libpq connection string
+	RabbitMQ string // ORDERMESH_RABBITMQ, an AMQP URL
+}
+
+func (in Infra) withDefaults() Infra {
+	def := func(v, env, fallback string) string {
+		if v != "" {
+			return v
+		}
+		if e := os.Getenv(env); e != "" {
+			return e
+		}
+		return fallback
+	}
+	return Infra{
+		Redis:    def(in.Redis, "ORDERMESH_REDIS", "localhost:6379"),
+		Postgres: def(in.Postgres, "ORDERMESH_POSTGRES", "host=localhost port=5432 user=ordermesh password=ordermesh dbname=ordermesh sslmode=disable"),
+		RabbitMQ: def(in.RabbitMQ, "ORDERMESH_RABBITMQ", "amqp://guest:guest@localhost:5672"),
+	}
+}
+
+// Options shape one system.
+type Options struct {
+	// PubSub is the broker behind orderpubsub: "redis" (default) or "rabbitmq".
+	PubSub string
+	Infra  Infra
+	// Env adds environment variables to an app (by its plain name).
+	Env map[string]map[string]string
+	// EditResource may change a resource document (a component, the
+	// resiliency spec, ...) after the harness pointed it at the test's servers.
+	EditResource func(doc map[string]any)
+}
+
+// System is a running ordermesh.
+type System struct {
+	t      testing.TB
+	n      int64
+	ID     string // suffix of every app id of this system
+	dir    string
+	opts   Options
+	apps   map[string]*App
+	infra  Infra
+	daprd  string
+	bins   string
+	mu     sync.Mutex
+	procs  []*Proc
+	client *http.Client
+}
+
+var systems atomic.Int64
+
+// Start builds what is needed (once per test binary), starts every app with
+// its sidecar, waits until all are ready, and stops everything when the test
+// ends, printing the logs of every process if it failed.
+func Start(t testing.TB, opts Options) *System {
+	t.Helper()
+	if opts.PubSub == "" {
+		opts.PubSub = "redis"
+	}
+	n := systems.Add(1)
+	s := &System{
+		t:      t,
+		n:      n,
+		ID:     fmt.Sprintf("e2e%d%d", os.Getpid()%10000, n),
+		dir:    t.TempDir(),
+		opts:   opts,
+		apps:   map[string]*App{},
+		infra:  opts.Infra.withDefaults(),
+		daprd:  DaprdPath(t),
+		bins:   appBinaries(t),
+		client: &http.Client{Timeout: 10 * time.Second},
+	}
+	t.Cleanup(s.stopAll)
+
+	for _, name := range Apps {
+		s.apps[name] = &App{Name: name, ID: name + "-" + s.ID, sys: s}
+	}
+	if err := s.writeResources(); err != nil {
+		t.Fatalf("harness: write resources: %v", err)
+	}
+	ports, err := freePorts(len(Apps) * 5)
+	if err != nil {
+		t.Fatalf("harness: free ports: %v", err)
+	}
+	for i, name := range Apps {
+		a := s.apps[name]
+		a.AppPort, a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort = ports[i*5], ports[i*5+1], ports[i*5+2], ports[i*5+3], ports[i*5+4]
+	}
+	for _, name := range Apps {
+		s.apps[name].StartSidecar()
+		s.apps[name].StartApp()
+	}
+	for _, name := range Apps {
+		s.apps[name].WaitReady()
+	}
+	return s
+}
+
+// App returns one app by its plain name ("users").
+func (s *System) App(name string) *App {
+	a, ok := s.apps[name]
+	if !ok {
+		s.t.Fatalf("harness: no app %q", name)
+	}
+	return a
+}
+
+// GatewayURL is the base URL of the public API.
+func (s *System) GatewayURL() string { return s.apps["gateway"].URL() }
+
+// Dir is the system's scratch folder (resources, logs).
+func (s *System) Dir() string { return s.dir }
+
+func (s *System) track(p *Proc) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.procs = append(s.procs, p)
+}
+
+// Procs returns every process the system started, running or not.
+func (s *System) Procs() []*Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Proc(nil), s.procs...)
+}
+
+// Stop stops every process of the system: apps first, then sidecars.
+func (s *System) Stop() { s.stopAll() }
+
+func (s *System) stopAll() {
+	procs := s.Procs()
+	// Apps first, then sidecars, as an orchestrator drains them.
+	for i := len(procs) - 1; i >= 0; i-- {
+		if procs[i].Kind == "app" {
+			procs[i].Stop()
+		}
+	}
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].Stop()
+	}
+	if s.t.Failed() {
+		for _, p := range procs {
+			s.t.Logf("---- last lines of %s (%s) ----\n%s", p.Name, p.LogPath, p.Tail(60))
+		}
+	}
+}
+
+// App is one app and its sidecar.
+type App struct {
+	Name             string // plain name: "users"
+	ID               string // Dapr app id in this system: "users-e2e…"
+	AppPort          int
+	HTTPPort         int // sidecar HTTP API
+	GRPCPort         int // sidecar gRPC API
+	InternalGRPCPort int
+	MetricsPort      int
+	sys              *System
+	app, daprd       *Proc
+}
+
+// URL is the app's own HTTP address, bypassing its sidecar.
+func (a *App) URL() string { return "http://127.0.0.1:" + strconv.Itoa(a.AppPort) }
+
+// SidecarURL is the base URL of the app's sidecar HTTP API.
+func (a *App) SidecarURL() string { return "http://127.0.0.1:" + strconv.Itoa(a.HTTPPort) }
+
+// MetricsURL is the sidecar's Prometheus endpoint.
+func (a *App) MetricsURL() string {
+	return "http://127.0.0.1:" + strconv.Itoa(a.MetricsPort) + "/metrics"
+}
+
+// AppProc and SidecarProc are the current processes.
+func (a *App) AppProc() *Proc     { return a.app }
+func (a *App) SidecarProc() *Proc { return a.daprd }
+
+// StartSidecar starts the app's daprd.
+func (a *App) StartSidecar() {
+	s := a.sys
+	args := []string{
+		"--app-id", a.ID,
+		"--app-port", strconv.Itoa(a.AppPort),
+		"--app-protocol", "http",
+		"--dapr-http-port", strconv.Itoa(a.HTTPPort),
+		"--dapr-grpc-port", strconv.Itoa(a.GRPCPort),
+		"--dapr-internal-grpc-port", strconv.Itoa(a.InternalGRPCPort),
+		"--metrics-port", strconv.Itoa(a.MetricsPort),
+		"--dapr-listen-addresses", "127.0.0.1",
+		"--resources-path", filepath.Join(s.dir, "resources"),
+		"--config", filepath.Join(s.dir, "config.yaml"),
+		"--placement-host-address", "",
+		"--scheduler-host-address", "",
+		"--enable-app-health-check",
+		"--app-health-check-path", "/healthz",
+		"--app-health-probe-interval", "1",
+		"--log-level", "info",
+	}
+	a.daprd = s.start(a.Name+"-daprd", "sidecar", s.daprd, args, nil)
+}
+
+// StartApp starts the app process.
+func (a *App) StartApp() {
+	s := a.sys
+	env := []string{
+		"APP_ID=" + a.ID,
+		"APP_PORT=" + strconv.Itoa(a.AppPort),
+		"DAPR_HTTP_PORT=" + strconv.Itoa(a.HTTPPort),
+		"DAPR_GRPC_PORT=" + strconv.Itoa(a.GRPCPort),
+		"SHUTDOWN_TIMEOUT=5s",
+	}
+	for _, peer := range Apps {
+		env = append(env, strings.ToUpper(peer)+"_APP_ID="+s.apps[peer].ID)
+	}
+	for k, v := range s.opts.Env[a.Name] {
+		env = append(env, k+"="+v)
+	}
+	a.app = s.start(a.Name, "app", filepath.Join(s.bins, a.Name), nil, env)
+}
+
+// StopApp stops the app process (its sidecar keeps running), as when a
+// service instance goes down.
+func (a *App) StopApp() { a.app.Stop() }
+
+// StopSidecar stops the app's daprd.
+func (a *App) StopSidecar() { a.daprd.Stop() }
+
+// WaitReady waits until the app answers /readyz with 200 and its sidecar
+// reports healthy.
+func (a *App) WaitReady() {
+	a.sys.t.Helper()
+	a.WaitReadyWithin(60 * time.Second)
+}
+
+// WaitReadyWithin is WaitReady with an explicit deadline.
+func (a *App) WaitReadyWithin(d time.Duration) {
+	t := a.sys.t
+	t.Helper()
+	end := time.Now().Add(d)
+	var last string
+	for time.Now().Before(end) {
+		for _, p := range []*Proc{a.app, a.daprd} {
+			if p != nil && p.Exited() {
+				t.Fatalf("harness: %s exited while starting: %v\n%s", p.Name, p.ExitErr(), p.Tail(40))
+			}
+		}
+		last = a.readiness()
+		if last == "" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("harness: %s not ready after %s: %s\n--- app log ---\n%s\n--- daprd log ---\n%s", a.ID, d, last, a.app.Tail(30), a.daprd.Tail(30))
+}
+
+func (a *App) readiness() string {
+	res, err := a.sys.client.Get(a.URL() + "/readyz")
+	if err != nil {
+		return err.Error()
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return "app /readyz: " + res.Status
+	}
+	res, err = a.sys.client.Get(a.SidecarURL() + "/v1.0/healthz")
+	if err != nil {
+		return err.Error()
+	}
+	res.Body.Close()
+	if res.StatusCode/100 != 2 {
+		return "sidecar /v1.0/healthz: " + res.Status
+	}
+	return ""
+}
+
+func (s *System) start(name, kind, bin string, args, env []string) *Proc {
+	s.t.Helper()
+	p, err := startProc(name, kind, bin, args, env, filepath.Join(s.dir, "logs"))
+	if err != nil {
+		s.t.Fatalf("harness: start %s: %v", name, err)
+	}
+	s.track(p)
+	return p
+}
+
+// RepoRoot is the folder holding the root go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "dapr.yaml")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatalf("harness: repository root not found above %s", file)
+		}
+		dir = parent
+	}
+}
+
+// DaprdPath is the daprd the tests run: $ORDERMESH_DAPRD, else the pinned
+// build in .dapr/bin. It is never built here: `make e2e` builds it first.
+func DaprdPath(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("ORDERMESH_DAPRD")
+	if p == "" {
+		p = filepath.Join(RepoRoot(t), ".dapr", "bin", "daprd")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("harness: daprd not found at %s; run `make toolchain` (or set ORDERMESH_DAPRD)", p)
+	}
+	return p
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// appBinaries builds the six apps once per test binary into a temp folder.
+func appBinaries(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root := RepoRoot(t)
+		buildDir, buildErr = os.MkdirTemp("", "ordermesh-e2e-bin-")
+		if buildErr != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		args := []string{"build", "-o", buildDir + "/"}
+		for _, a := range Apps {
+			args = append(args, "./apps/"+a)
+		}
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("harness: %v", buildErr)
+	}
+	return buildDir
+}
+
+// Cleanup removes what the harness built; call it from TestMain.
+func Cleanup() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}

@@ -1,0 +1,177 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// writeResources copies the repository's resource files into the system's
+// folder, changed only where a test system must differ from `make run`: the
+// servers' addresses, a Redis database of its own, and its app ids.
+func (s *System) writeResources() error {
+	root := RepoRoot(s.t)
+	db := 1 + int(s.n-1)%15
+	if err := flushRedisDB(s.infra.Redis, db); err != nil {
+		return fmt.Errorf("prepare redis db %d at %s: %w", db, s.infra.Redis, err)
+	}
+	out := filepath.Join(s.dir, "resources")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	dirs := []string{
+		filepath.Join(root, "components", "state"),
+		filepath.Join(root, "components", "pubsub", s.opts.PubSub),
+		filepath.Join(root, "dapr", "resources"),
+	}
+	for _, dir := range dirs {
+		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if err != nil {
+			return err
+		}
+		if len(files) == 0 {
+			return fmt.Errorf("no resources in %s", dir)
+		}
+		for _, f := range files {
+			data, err := s.rewrite(f, db)
+			if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			if err := os.WriteFile(filepath.Join(out, filepath.Base(f)), data, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	data, err := s.rewrite(filepath.Join(root, "dapr", "config.yaml"), db)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(s.dir, "config.yaml"), data, 0o644)
+}
+
+// rewrite applies the system's changes to every document of a YAML file.
+func (s *System) rewrite(path string, redisDB int) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	for {
+		var doc map[string]any
+		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			return nil, err
+		}
+		if doc == nil {
+			continue
+		}
+		s.rewriteDoc(doc, redisDB)
+		if s.opts.EditResource != nil {
+			s.opts.EditResource(doc)
+		}
+		if err := enc.Encode(doc); err != nil {
+			return nil, err
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func (s *System) rewriteDoc(doc map[string]any, redisDB int) {
+	if scopes, ok := doc["scopes"].([]any); ok {
+		for i, sc := range scopes {
+			scopes[i] = s.appID(fmt.Sprint(sc))
+		}
+	}
+	spec, _ := doc["spec"].(map[string]any)
+	switch doc["kind"] {
+	case "Component":
+		switch spec["type"] {
+		case "state.redis", "pubsub.redis":
+			SetMetadata(doc, "redisHost", s.infra.Redis)
+			SetMetadata(doc, "redisDB", strconv.Itoa(redisDB))
+		case "state.postgresql":
+			SetMetadata(doc, "connectionString", s.infra.Postgres)
+		case "pubsub.rabbitmq":
+			SetMetadata(doc, "connectionString", s.infra.RabbitMQ)
+		}
+	case "Resiliency":
+		targets, _ := spec["targets"].(map[string]any)
+		if apps, ok := targets["apps"].(map[string]any); ok {
+			renamed := map[string]any{}
+			for id, v := range apps {
+				renamed[s.appID(id)] = v
+			}
+			targets["apps"] = renamed
+		}
+	}
+}
+
+// appID maps an app's plain name to its id in this system.
+func (s *System) appID(name string) string {
+	if a, ok := s.apps[name]; ok {
+		return a.ID
+	}
+	return name
+}
+
+// SetMetadata sets (or adds) a component's spec.metadata entry.
+func SetMetadata(doc map[string]any, name, value string) {
+	spec, _ := doc["spec"].(map[string]any)
+	if spec == nil {
+		return
+	}
+	items, _ := spec["metadata"].([]any)
+	for _, it := range items {
+		if m, ok := it.(map[string]any); ok && m["name"] == name {
+			m["value"] = value
+			return
+		}
+	}
+	spec["metadata"] = append(items, map[string]any{"name": name, "value": value})
+}
+
+// flushRedisDB empties one Redis database, speaking RESP directly so the
+// tests need no Redis client library.
+func flushRedisDB(addr string, db int) error {
+	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(conn)
+	for _, cmd := range [][]string{{"SELECT", strconv.Itoa(db)}, {"FLUSHDB"}} {
+		var b strings.Builder
+		fmt.Fprintf(&b, "*%d\r\n", len(cmd))
+		for _, arg := range cmd {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(arg), arg)
+		}
+		if _, err := io.WriteString(conn, b.String()); err != nil {
+			return err
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(line, "+OK") {
+			return fmt.Errorf("redis %s: %s", cmd[0], strings.TrimSpace(line))
+		}
+	}
+	return nil
+}
