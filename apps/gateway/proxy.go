@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
 )
 
@@ -41,23 +42,38 @@ func (g *Gateway) Forward(appID string) http.Handler {
 			pr.Out.URL.RawPath = "/v1.0/invoke/" + appID + "/method/" + method
 			pr.Out.Host = target.Host
 			pr.Out.Header.Del("Forwarded")
+			if id := server.RequestID(pr.In.Context()); id != "" {
+				pr.Out.Header.Set(server.RequestIDHeader, id)
+			}
 			pr.SetXForwarded()
 		},
 		ModifyResponse: func(res *http.Response) error {
-			if res.StatusCode < 400 || res.ContentLength > 64<<10 {
+			// Only error answers are looked at, and only as far as a
+			// sidecar's own error body can go; anything longer is the app's.
+			const peek = 64 << 10
+			if res.StatusCode < 400 || res.ContentLength > peek {
 				return nil
 			}
-			body, err := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-			res.Body.Close()
+			head, err := io.ReadAll(io.LimitReader(res.Body, peek+1))
 			if err != nil {
+				res.Body.Close()
 				return err
 			}
-			if why := sidecar.SidecarError(res.StatusCode, body); why != "" {
+			if len(head) > peek {
+				res.Body = struct {
+					io.Reader
+					io.Closer
+				}{io.MultiReader(bytes.NewReader(head), res.Body), res.Body}
+				return nil
+			}
+			res.Body.Close()
+			if why := sidecar.SidecarError(res.StatusCode, head); why != "" {
 				return &sidecarFailure{app: appID, why: why}
 			}
-			res.Body = io.NopCloser(bytes.NewReader(body))
-			res.ContentLength = int64(len(body))
-			res.Header.Set("Content-Length", strconv.Itoa(len(body)))
+			res.Body = io.NopCloser(bytes.NewReader(head))
+			res.ContentLength = int64(len(head))
+			res.Header.Set("Content-Length", strconv.Itoa(len(head)))
+			res.Header.Del("Transfer-Encoding")
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -227,14 +228,12 @@ func TestForwardLargeErrorBodyPassesThrough(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := newFakeSidecar(t, func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusBadRequest)
-				if tt.chunked {
-					// Flushing before the body is done makes the length unknown.
-					_, _ = io.WriteString(w, body[:10])
-					w.(http.Flusher).Flush()
-					_, _ = io.WriteString(w, body[10:])
-					return
+				// Without a Content-Length, net/http chunks any body over
+				// 2 KiB, as it does the apps' own JSON answers.
+				if !tt.chunked {
+					w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 				}
+				w.WriteHeader(http.StatusBadRequest)
 				_, _ = io.WriteString(w, body)
 			})
 			gw := newTestGateway(t, sc.URL)
@@ -242,12 +241,8 @@ func TestForwardLargeErrorBodyPassesThrough(t *testing.T) {
 			w := serve(t, gw.Forward("users"), http.MethodPost, "/api/users", "{}", nil)
 
 			assert.Equal(t, http.StatusBadRequest, w.Code)
-			if tt.chunked && w.Body.Len() == 64<<10 {
-				t.Skipf("BUG (apps/gateway/proxy.go, ModifyResponse): an error body of unknown length over 64 KiB is cut to "+
-					"64 KiB (got %d of %d bytes) and sent as if complete", w.Body.Len(), len(body))
-			}
 			assert.Equal(t, len(body), w.Body.Len())
-			assert.Equal(t, body, w.Body.String())
+			assert.True(t, w.Body.String() == body, "the body passes byte for byte")
 		})
 	}
 }
@@ -382,11 +377,6 @@ func TestRoutesPassTheRequestIDOn(t *testing.T) {
 			id := w.Header().Get(server.RequestIDHeader)
 			require.NotEmpty(t, id)
 			forwarded := sc.only(t).Header.Get(server.RequestIDHeader)
-			if tt.incoming == "" && forwarded == "" {
-				t.Skip("BUG (apps/gateway/proxy.go, Forward's Rewrite): the id the gateway's middleware generates (" + id +
-					") is put in the response and the context but not on the forwarded request, so the service " +
-					"generates another and the two apps' logs cannot be joined")
-			}
 			assert.Equal(t, id, forwarded)
 		})
 	}

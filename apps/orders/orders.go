@@ -137,6 +137,11 @@ func (d *Desk) Place(ctx context.Context, in NewOrder) (Order, error) {
 		case errors.Is(err, ErrUnknownProduct):
 			return Order{}, api.Errorf(api.CodeUnknownProduct, "product %s does not exist", in.ProductID)
 		}
+		// The reservation may have been made even though no answer came
+		// back (a timeout): release it, which is a no-op if it was not.
+		if relErr := d.Catalog.Release(context.WithoutCancel(ctx), o.ProductID, o.ID); relErr != nil {
+			return Order{}, errors.Join(err, relErr)
+		}
 		return Order{}, err
 	}
 	if err := d.Orders.Create(ctx, o); err != nil {

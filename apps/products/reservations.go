@@ -93,15 +93,53 @@ func (c *Catalog) Reserve(ctx context.Context, productID string, req Reservation
 		return Reservation{}, false, err
 	}
 
-	_, etag, err := c.store.Reservation(ctx, res.OrderID)
-	if err != nil {
-		return Reservation{}, false, err
-	}
 	res.Status = reservationReserved
-	if err := c.store.UpdateReservation(ctx, res, etag); err != nil {
+	if err := c.markReserved(ctx, res); err != nil {
+		// The stock is taken but the reservation could not say so: give the
+		// stock back and drop the claim, so a retry starts clean.
+		if undoErr := c.undoReserve(context.WithoutCancel(ctx), res); undoErr != nil {
+			return Reservation{}, false, errors.Join(err, undoErr)
+		}
 		return Reservation{}, false, err
 	}
 	return res, false, nil
+}
+
+// markReserved turns the order's pending claim into a reservation.
+func (c *Catalog) markReserved(ctx context.Context, res Reservation) error {
+	var err error
+	for range 3 {
+		var etag string
+		if _, etag, err = c.store.Reservation(ctx, res.OrderID); err != nil {
+			continue
+		}
+		if err = c.store.UpdateReservation(ctx, res, etag); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// undoReserve puts a reservation's stock back and removes its claim.
+func (c *Catalog) undoReserve(ctx context.Context, res Reservation) error {
+	if err := c.restock(ctx, res); err != nil {
+		return err
+	}
+	return c.store.DeleteReservation(ctx, res.OrderID, "")
+}
+
+// restock adds a reservation's quantity back to its product's stock.
+func (c *Catalog) restock(ctx context.Context, res Reservation) error {
+	unlock := c.locks.lock(res.ProductID)
+	defer unlock()
+	return c.retryOnConflict(ctx, "product "+res.ProductID, func() error {
+		p, etag, err := c.store.Product(ctx, res.ProductID)
+		if err != nil {
+			return err
+		}
+		p.Stock += res.Quantity
+		return c.store.UpdateProduct(ctx, p, etag)
+	})
 }
 
 // existingReservation answers a reservation whose order already has one.
@@ -142,8 +180,6 @@ func (c *Catalog) Release(ctx context.Context, productID, orderID string) error 
 	if res.Status == reservationPending {
 		return api.Errorf(api.CodeConflict, "reservation for order %s is in progress; try again", orderID)
 	}
-	unlock := c.locks.lock(productID)
-	defer unlock()
 	// Deleting the reservation first (ETag-checked) makes this release the
 	// only one that puts the stock back.
 	if err := c.store.DeleteReservation(ctx, orderID, resETag); err != nil {
@@ -152,14 +188,14 @@ func (c *Catalog) Release(ctx context.Context, productID, orderID string) error 
 		}
 		return err
 	}
-	return c.retryOnConflict(ctx, "product "+productID, func() error {
-		p, etag, err := c.store.Product(ctx, productID)
-		if err != nil {
-			return err
+	if err := c.restock(ctx, res); err != nil {
+		// Put the reservation back so that a retried release restocks.
+		if undoErr := c.store.InsertReservation(context.WithoutCancel(ctx), res); undoErr != nil {
+			return errors.Join(err, undoErr)
 		}
-		p.Stock += res.Quantity
-		return c.store.UpdateProduct(ctx, p, etag)
-	})
+		return err
+	}
+	return nil
 }
 
 // keyedMutex serialises work per key inside one process.

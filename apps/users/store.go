@@ -2,17 +2,26 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
 )
 
 // stateDirectory keeps users in a Dapr state store: "user/<id>" holds the
-// user and "email/<email>" the id of the user who claimed that email.
+// user and "email/<sha256 of the email>" the id of the user who claimed that
+// email. Hashing keeps any character an address may hold (even "||", which
+// Dapr refuses in keys) out of the key.
 type stateDirectory struct{ store *sidecar.Store }
 
+func emailKey(email string) string {
+	sum := sha256.Sum256([]byte(email))
+	return "email/" + hex.EncodeToString(sum[:])
+}
+
 func (d stateDirectory) ClaimEmail(ctx context.Context, email, userID string) error {
-	err := d.store.Insert(ctx, "email/"+email, userID, 0)
+	err := d.store.Insert(ctx, emailKey(email), userID, 0)
 	if errors.Is(err, sidecar.ErrConflict) {
 		return ErrEmailTaken
 	}
@@ -20,7 +29,7 @@ func (d stateDirectory) ClaimEmail(ctx context.Context, email, userID string) er
 }
 
 func (d stateDirectory) ReleaseEmail(ctx context.Context, email string) error {
-	return d.store.Delete(ctx, "email/"+email, "")
+	return d.store.Delete(ctx, emailKey(email), "")
 }
 
 func (d stateDirectory) Insert(ctx context.Context, u User) error {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -176,6 +177,12 @@ func (w *watcher) waitReady(ctx context.Context, rf runFile, timeout time.Durati
 			if _, ok := pending[a.AppID]; !ok {
 				continue
 			}
+			// The CLI records an app (and can stop it) only once it has
+			// written the sidecar's metadata: wait for that too.
+			if in, ok := w.seen[a.AppID]; !ok || in.DaprdPid == 0 || in.AppPid == 0 {
+				pending[a.AppID] = "not yet registered by the dapr CLI"
+				continue
+			}
 			if why := probe(client, a.AppPort); why != "" {
 				pending[a.AppID] = why
 				continue
@@ -254,6 +261,8 @@ func (w *watcher) report(dead []death) {
 // pid whatever is still alive, so nothing outlives `make run`.
 func (w *watcher) stopAll(cli *exec.Cmd, cliDone chan error) {
 	w.list()
+	// Whatever the CLI started, registered or not, is one of its descendants.
+	started := descendants(cli.Process.Pid)
 	_ = cli.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-cliDone:
@@ -273,6 +282,11 @@ func (w *watcher) stopAll(cli *exec.Cmd, cliDone chan error) {
 				}
 			}
 		}
+		for _, pid := range started {
+			if alive(pid) && !slices.Contains(left, pid) {
+				left = append(left, pid)
+			}
+		}
 		if len(left) == 0 || time.Now().After(end) {
 			break
 		}
@@ -283,6 +297,39 @@ func (w *watcher) stopAll(cli *exec.Cmd, cliDone chan error) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	fmt.Println("devrun: stopped; no daprd or app process is left")
+}
+
+// descendants returns the pids of every process below pid.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		children[ppid] = append(children[ppid], p)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
 
 func alive(pid int) bool {

@@ -83,11 +83,18 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-func TestDecodeTooLargeIs413(t *testing.T) {
+// A body over the limit is a client error like any other bad body: 400, with
+// its own code.
+func TestDecodeTooLargeIs400(t *testing.T) {
 	_, err := decodeBody(t, `{"name":"`+strings.Repeat("a", api.MaxBodyBytes+1)+`"}`)
 	e := requireAPIError(t, err)
-	assert.Equal(t, api.CodeBodyTooLarge, e.Code)
-	assert.Equal(t, http.StatusRequestEntityTooLarge, e.Code.Status())
+	require.Equal(t, api.CodeBodyTooLarge, e.Code)
+
+	w := httptest.NewRecorder()
+	api.WriteError(w, httptest.NewRequest(http.MethodPost, "/", nil), slog.New(slog.DiscardHandler), err)
+
+	assert.Equal(t, http.StatusBadRequest, e.Code.Status())
+	assert.Equal(t, http.StatusBadRequest, w.Code)
 }
 
 func TestCodeStatus(t *testing.T) {
@@ -96,7 +103,7 @@ func TestCodeStatus(t *testing.T) {
 		want int
 	}{
 		{api.CodeInvalidRequest, http.StatusBadRequest},
-		{api.CodeBodyTooLarge, http.StatusRequestEntityTooLarge},
+		// CodeBodyTooLarge: see TestDecodeTooLargeIs413.
 		{api.CodeNotFound, http.StatusNotFound},
 		{api.CodeMethodNotAllowed, http.StatusMethodNotAllowed},
 		{api.CodeConflict, http.StatusConflict},

@@ -129,3 +129,34 @@ func TestVars(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadPeers(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]string
+		want config.Peers
+	}{
+		{
+			name: "defaults are the ids in dapr.yaml",
+			want: config.Peers{Users: "users", Products: "products", Orders: "orders", Payments: "payments", Notifications: "notifications"},
+		},
+		{
+			name: "each id can be overridden",
+			vars: map[string]string{
+				"USERS_APP_ID": "u2", "PRODUCTS_APP_ID": "p2", "ORDERS_APP_ID": "o2",
+				"PAYMENTS_APP_ID": "pay2", "NOTIFICATIONS_APP_ID": "n2",
+			},
+			want: config.Peers{Users: "u2", Products: "p2", Orders: "o2", Payments: "pay2", Notifications: "n2"},
+		},
+		{
+			name: "one override leaves the others",
+			vars: map[string]string{"ORDERS_APP_ID": "orders-e2e"},
+			want: config.Peers{Users: "users", Products: "products", Orders: "orders-e2e", Payments: "payments", Notifications: "notifications"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, config.LoadPeers(env(tt.vars)))
+		})
+	}
+}

@@ -85,6 +85,22 @@ var systems atomic.Int64
 // ends, printing the logs of every process if it failed.
 func Start(t testing.TB, opts Options) *System {
 	t.Helper()
+	s := Prepare(t, opts)
+	for _, name := range Apps {
+		s.apps[name].StartSidecar()
+		s.apps[name].StartApp()
+	}
+	for _, name := range Apps {
+		s.apps[name].WaitReady()
+	}
+	return s
+}
+
+// Prepare does everything Start does except starting processes: app ids,
+// ports, binaries and resource files. A test that starts the system another
+// way (the dapr CLI) uses it.
+func Prepare(t testing.TB, opts Options) *System {
+	t.Helper()
 	if opts.PubSub == "" {
 		opts.PubSub = "redis"
 	}
@@ -117,14 +133,26 @@ func Start(t testing.TB, opts Options) *System {
 		a := s.apps[name]
 		a.AppPort, a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort = ports[i*5], ports[i*5+1], ports[i*5+2], ports[i*5+3], ports[i*5+4]
 	}
-	for _, name := range Apps {
-		s.apps[name].StartSidecar()
-		s.apps[name].StartApp()
-	}
-	for _, name := range Apps {
-		s.apps[name].WaitReady()
-	}
 	return s
+}
+
+// ResourcesDir holds the system's resource files; ConfigPath its Dapr
+// Configuration; BinDir the apps' binaries.
+func (s *System) ResourcesDir() string { return filepath.Join(s.dir, "resources") }
+func (s *System) ConfigPath() string   { return filepath.Join(s.dir, "config.yaml") }
+func (s *System) BinDir() string       { return s.bins }
+
+// AppEnv is the environment an app of this system runs with, besides what
+// Dapr gives it: its peers' app ids and the test's extra variables.
+func (s *System) AppEnv(name string) map[string]string {
+	env := map[string]string{"SHUTDOWN_TIMEOUT": "5s"}
+	for _, peer := range Apps {
+		env[strings.ToUpper(peer)+"_APP_ID"] = s.apps[peer].ID
+	}
+	for k, v := range s.opts.Env[name] {
+		env[k] = v
+	}
+	return env
 }
 
 // App returns one app by its plain name ("users").
@@ -216,8 +244,8 @@ func (a *App) StartSidecar() {
 		"--dapr-internal-grpc-port", strconv.Itoa(a.InternalGRPCPort),
 		"--metrics-port", strconv.Itoa(a.MetricsPort),
 		"--dapr-listen-addresses", "127.0.0.1",
-		"--resources-path", filepath.Join(s.dir, "resources"),
-		"--config", filepath.Join(s.dir, "config.yaml"),
+		"--resources-path", s.ResourcesDir(),
+		"--config", s.ConfigPath(),
 		"--placement-host-address", "",
 		"--scheduler-host-address", "",
 		"--enable-app-health-check",
@@ -236,12 +264,8 @@ func (a *App) StartApp() {
 		"APP_PORT=" + strconv.Itoa(a.AppPort),
 		"DAPR_HTTP_PORT=" + strconv.Itoa(a.HTTPPort),
 		"DAPR_GRPC_PORT=" + strconv.Itoa(a.GRPCPort),
-		"SHUTDOWN_TIMEOUT=5s",
 	}
-	for _, peer := range Apps {
-		env = append(env, strings.ToUpper(peer)+"_APP_ID="+s.apps[peer].ID)
-	}
-	for k, v := range s.opts.Env[a.Name] {
+	for k, v := range s.AppEnv(a.Name) {
 		env = append(env, k+"="+v)
 	}
 	a.app = s.start(a.Name, "app", filepath.Join(s.bins, a.Name), nil, env)

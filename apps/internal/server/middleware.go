@@ -40,6 +40,10 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 		start := time.Now()
 		defer func() {
 			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					// net/http's own way to break a response off: let it.
+					panic(p)
+				}
 				log.ErrorContext(ctx, "panic", "request_id", id, "panic", p, "stack", string(debug.Stack()))
 				if rec.status == 0 {
 					api.WriteJSON(rec, http.StatusInternalServerError, api.ErrorBody{Error: api.Error{Code: api.CodeInternal, Message: "internal error"}})
@@ -86,3 +90,11 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// Flush lets streaming handlers flush through the recorder.
+func (s *statusRecorder) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	_ = http.NewResponseController(s.ResponseWriter).Flush()
+}
