@@ -35,8 +35,11 @@ func run(ctx context.Context, getenv func(string) string) error {
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},
 		health.Check{Name: storeName, Probe: store.Ping},
 	)
-	r := server.NewRouter(ready)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.Handler(log, r), cfg.ShutdownTimeout); err != nil {
+	notifier := &Notifier{
+		Inbox: stateInbox{store: store, maxDeadLetters: 1000},
+		Now:   func() time.Time { return time.Now().UTC() },
+	}
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, notifier, ready), cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("notifications: %w", err)
 	}
 	return nil

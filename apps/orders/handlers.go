@@ -16,6 +16,7 @@ func routes(log *slog.Logger, d *Desk, ready http.Handler) http.Handler {
 	r := server.NewRouter(ready)
 	r.HandleFunc("/orders", h.place).Methods(http.MethodPost)
 	r.HandleFunc("/orders/{id}", h.order).Methods(http.MethodGet)
+	r.HandleFunc("/orders/{id}/ship", h.ship).Methods(http.MethodPost)
 	return server.Handler(log, r)
 }
 
@@ -41,6 +42,15 @@ func (h handlers) place(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) order(w http.ResponseWriter, r *http.Request) {
 	o, err := h.desk.Order(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		api.WriteError(w, r, h.log, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, o)
+}
+
+func (h handlers) ship(w http.ResponseWriter, r *http.Request) {
+	o, err := h.desk.Ship(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
 		return

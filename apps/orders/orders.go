@@ -17,13 +17,15 @@ const (
 
 // Order is a user's order of one product.
 type Order struct {
-	ID         string    `json:"id"`
-	UserID     string    `json:"user_id"`
-	ProductID  string    `json:"product_id"`
-	Quantity   int64     `json:"quantity"`
-	TotalCents int64     `json:"total_cents"`
-	Status     string    `json:"status"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string     `json:"id"`
+	UserID     string     `json:"user_id"`
+	ProductID  string     `json:"product_id"`
+	Quantity   int64      `json:"quantity"`
+	TotalCents int64      `json:"total_cents"`
+	Status     string     `json:"status"`
+	CreatedAt  time.Time  `json:"created_at"`
+	ShippedAt  *time.Time `json:"shipped_at,omitempty"`
+	PaidAt     *time.Time `json:"paid_at,omitempty"`
 }
 
 // NewOrder is what a client sends to place an order.
@@ -53,19 +55,13 @@ func (n NewOrder) validate() error {
 	return nil
 }
 
-// Product is what orders needs to know of a product.
-type Product struct {
-	ID         string `json:"id"`
-	PriceCents int64  `json:"price_cents"`
-	Stock      int64  `json:"stock"`
-}
-
 // Errors the services orders depends on report.
 var (
 	ErrUnknownUser       = errors.New("unknown user")
 	ErrUnknownProduct    = errors.New("unknown product")
 	ErrInsufficientStock = errors.New("insufficient stock")
 	ErrNotFound          = errors.New("order not found")
+	ErrConflict          = errors.New("order changed concurrently")
 )
 
 // UserDirectory tells whether a user exists (ErrUnknownUser if not).
@@ -73,17 +69,21 @@ type UserDirectory interface {
 	CheckUser(ctx context.Context, id string) error
 }
 
-// Catalog reads products and reserves their stock for orders. Reserve and
-// Release are idempotent per order id.
+// Catalog reserves products' stock for orders. Reserve answers the unit
+// price the reservation was made at; ErrUnknownProduct and
+// ErrInsufficientStock are its refusals. Reserve and Release are idempotent
+// per order id, and releasing what was never reserved does nothing.
 type Catalog interface {
-	Product(ctx context.Context, id string) (Product, error)
-	Reserve(ctx context.Context, productID, orderID string, quantity int64) error
+	Reserve(ctx context.Context, productID, orderID string, quantity int64) (priceCents int64, err error)
 	Release(ctx context.Context, productID, orderID string) error
 }
 
-// OrderStore keeps orders.
+// OrderStore keeps orders. Create and Update store the order and its event
+// atomically: the event is published if and only if the write commits.
+// Update fails with ErrConflict when the order no longer has etag.
 type OrderStore interface {
-	Create(ctx context.Context, o Order) error
+	Create(ctx context.Context, o Order, ev Event) error
+	Update(ctx context.Context, o Order, etag string, ev Event) error
 	Order(ctx context.Context, id string) (Order, string, error)
 }
 
@@ -109,33 +109,25 @@ func (d *Desk) Place(ctx context.Context, in NewOrder) (Order, error) {
 		}
 		return Order{}, err
 	}
-	p, err := d.Catalog.Product(ctx, in.ProductID)
-	if err != nil {
-		if errors.Is(err, ErrUnknownProduct) {
-			return Order{}, api.Errorf(api.CodeUnknownProduct, "product %s does not exist", in.ProductID)
-		}
-		return Order{}, err
-	}
 	qty := *in.Quantity
-	if p.Stock < qty {
-		return Order{}, insufficient(in.ProductID, p.Stock, qty)
-	}
-
 	o := Order{
-		ID:         d.NewID(),
-		UserID:     in.UserID,
-		ProductID:  in.ProductID,
-		Quantity:   qty,
-		TotalCents: p.PriceCents * qty,
-		Status:     StatusCreated,
-		CreatedAt:  d.Now(),
+		ID:        d.NewID(),
+		UserID:    in.UserID,
+		ProductID: in.ProductID,
+		Quantity:  qty,
+		Status:    StatusCreated,
+		CreatedAt: d.Now(),
 	}
-	if err := d.Catalog.Reserve(ctx, o.ProductID, o.ID, qty); err != nil {
+	price, err := d.Catalog.Reserve(ctx, o.ProductID, o.ID, qty)
+	if err != nil {
+		var refusal *api.Error
 		switch {
 		case errors.Is(err, ErrInsufficientStock):
 			return Order{}, api.Errorf(api.CodeInsufficientStock, "product %s has fewer than %d in stock", in.ProductID, qty)
 		case errors.Is(err, ErrUnknownProduct):
 			return Order{}, api.Errorf(api.CodeUnknownProduct, "product %s does not exist", in.ProductID)
+		case errors.As(err, &refusal):
+			return Order{}, refusal
 		}
 		// The reservation may have been made even though no answer came
 		// back (a timeout): release it, which is a no-op if it was not.
@@ -144,7 +136,8 @@ func (d *Desk) Place(ctx context.Context, in NewOrder) (Order, error) {
 		}
 		return Order{}, err
 	}
-	if err := d.Orders.Create(ctx, o); err != nil {
+	o.TotalCents = price * qty
+	if err := d.Orders.Create(ctx, o, eventFor(EventOrderCreated, o, o.CreatedAt)); err != nil {
 		if relErr := d.Catalog.Release(context.WithoutCancel(ctx), o.ProductID, o.ID); relErr != nil {
 			return Order{}, errors.Join(err, relErr)
 		}
@@ -165,6 +158,31 @@ func (d *Desk) Order(ctx context.Context, id string) (Order, error) {
 	return o, err
 }
 
-func insufficient(productID string, stock, qty int64) error {
-	return api.Errorf(api.CodeInsufficientStock, "product %s has %d in stock, %d asked", productID, stock, qty)
+// Ship moves a created order to shipped and publishes order_shipped. Of two
+// concurrent ships of one order, the ETag lets exactly one through.
+func (d *Desk) Ship(ctx context.Context, id string) (Order, error) {
+	if !api.ValidID(id) {
+		return Order{}, api.Errorf(api.CodeNotFound, "order %q not found", id)
+	}
+	o, etag, err := d.Orders.Order(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Order{}, api.Errorf(api.CodeNotFound, "order %q not found", id)
+	}
+	if err != nil {
+		return Order{}, err
+	}
+	if o.Status == StatusShipped {
+		return Order{}, api.Errorf(api.CodeInvalidState, "order %s is already shipped", id)
+	}
+	o.Status = StatusShipped
+	at := d.Now()
+	o.ShippedAt = &at
+	if err := d.Orders.Update(ctx, o, etag, eventFor(EventOrderShipped, o, at)); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return Order{}, api.Errorf(api.CodeInvalidState, "order %s was changed by another request; read it again", id)
+		}
+		return Order{}, err
+	}
+	return o, nil
 }
+

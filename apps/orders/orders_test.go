@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -39,12 +40,18 @@ type reservation struct {
 	quantity           int64
 }
 
+// product is what fakeCatalog knows of a product.
+type product struct {
+	ID         string
+	PriceCents int64
+	Stock      int64
+}
+
 // fakeCatalog is a Catalog over a map of products that records reservations
 // and releases; its stock moves like the real one's.
 type fakeCatalog struct {
 	mu         sync.Mutex
-	products   map[string]Product
-	productErr error // returned by Product instead of looking up
+	products   map[string]product
 	reserveErr error // returned by Reserve instead of reserving
 	releaseErr error // returned by Release after recording it
 	reserved   map[string]reservation
@@ -53,38 +60,25 @@ type fakeCatalog struct {
 	releaseCtx []error // ctx.Err() of each Release call
 }
 
-func (c *fakeCatalog) Product(_ context.Context, id string) (Product, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.productErr != nil {
-		return Product{}, c.productErr
-	}
-	p, ok := c.products[id]
-	if !ok {
-		return Product{}, fmt.Errorf("products answered 404: %w", ErrUnknownProduct)
-	}
-	return p, nil
-}
-
-func (c *fakeCatalog) Reserve(_ context.Context, productID, orderID string, quantity int64) error {
+func (c *fakeCatalog) Reserve(_ context.Context, productID, orderID string, quantity int64) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := reservation{productID, orderID, quantity}
 	c.reserves = append(c.reserves, r)
 	if c.reserveErr != nil {
-		return c.reserveErr
+		return 0, c.reserveErr
 	}
 	p, ok := c.products[productID]
 	switch {
 	case !ok:
-		return ErrUnknownProduct
+		return 0, ErrUnknownProduct
 	case p.Stock < quantity:
-		return ErrInsufficientStock
+		return 0, ErrInsufficientStock
 	}
 	p.Stock -= quantity
 	c.products[productID] = p
 	c.reserved[orderID] = r
-	return nil
+	return p.PriceCents, nil
 }
 
 func (c *fakeCatalog) Release(ctx context.Context, productID, orderID string) error {
@@ -104,21 +98,43 @@ func (c *fakeCatalog) Release(ctx context.Context, productID, orderID string) er
 	return nil
 }
 
-// fakeOrders is an OrderStore over a map.
+// fakeOrders is an OrderStore over a map, with a version per order as its
+// ETag, and the events it would have published.
 type fakeOrders struct {
 	orders    map[string]Order
+	versions  map[string]int
+	events    []Event
 	createErr error
 	onCreate  func() // runs at the start of Create
+	onUpdate  func() // runs at the start of Update
 }
 
-func (s *fakeOrders) Create(_ context.Context, o Order) error {
+func (s *fakeOrders) Create(_ context.Context, o Order, ev Event) error {
 	if s.onCreate != nil {
 		s.onCreate()
 	}
 	if s.createErr != nil {
 		return s.createErr
 	}
+	if s.versions == nil {
+		s.versions = map[string]int{}
+	}
 	s.orders[o.ID] = o
+	s.versions[o.ID]++
+	s.events = append(s.events, ev)
+	return nil
+}
+
+func (s *fakeOrders) Update(_ context.Context, o Order, etag string, ev Event) error {
+	if s.onUpdate != nil {
+		s.onUpdate()
+	}
+	if strconv.Itoa(s.versions[o.ID]) != etag {
+		return ErrConflict
+	}
+	s.orders[o.ID] = o
+	s.versions[o.ID]++
+	s.events = append(s.events, ev)
 	return nil
 }
 
@@ -127,7 +143,7 @@ func (s *fakeOrders) Order(_ context.Context, id string) (Order, string, error) 
 	if !ok {
 		return Order{}, "", ErrNotFound
 	}
-	return o, "1", nil
+	return o, strconv.Itoa(s.versions[id]), nil
 }
 
 var testNow = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
@@ -145,7 +161,7 @@ func newTestDesk(t *testing.T) (*Desk, deskFakes) {
 	f := deskFakes{
 		users: &fakeUsers{ids: map[string]bool{"u-1": true}},
 		catalog: &fakeCatalog{
-			products: map[string]Product{"p-1": {ID: "p-1", PriceCents: 1250, Stock: 10}},
+			products: map[string]product{"p-1": {ID: "p-1", PriceCents: 1250, Stock: 10}},
 			reserved: map[string]reservation{},
 		},
 		orders: &fakeOrders{orders: map[string]Order{}},
@@ -219,7 +235,7 @@ func TestPlace(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, f := newTestDesk(t)
-			f.catalog.products["p-1"] = Product{ID: "p-1", PriceCents: tt.price, Stock: maxQuantity}
+			f.catalog.products["p-1"] = product{ID: "p-1", PriceCents: tt.price, Stock: maxQuantity}
 
 			o, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: &tt.qty})
 
@@ -249,16 +265,26 @@ func TestPlaceRefusals(t *testing.T) {
 			wantStatus: 422,
 		},
 		{
-			name:       "unknown product",
-			in:         NewOrder{UserID: "u-1", ProductID: "p-404", Quantity: ptr[int64](1)},
-			wantCode:   api.CodeUnknownProduct,
-			wantStatus: 422,
+			name:        "unknown product",
+			in:          NewOrder{UserID: "u-1", ProductID: "p-404", Quantity: ptr[int64](1)},
+			wantCode:    api.CodeUnknownProduct,
+			wantStatus:  422,
+			wantReserve: true,
 		},
 		{
-			name:       "stock short when read",
-			in:         NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](11)},
-			wantCode:   api.CodeInsufficientStock,
-			wantStatus: 409,
+			name:        "stock short",
+			in:          NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](11)},
+			wantCode:    api.CodeInsufficientStock,
+			wantStatus:  409,
+			wantReserve: true,
+		},
+		{
+			name:        "a refusal products made is passed on",
+			in:          NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](1)},
+			setup:       func(f deskFakes) { f.catalog.reserveErr = api.Errorf(api.CodeConflict, "reservation in progress") },
+			wantCode:    api.CodeConflict,
+			wantStatus:  409,
+			wantReserve: true,
 		},
 		{
 			name:        "stock gone by the time it is reserved",
@@ -303,8 +329,8 @@ func TestPlaceDependencyUnavailable(t *testing.T) {
 		wantReleased bool
 	}{
 		{name: "users down", setup: func(f deskFakes) { f.users.err = down }},
-		{name: "products down on read", setup: func(f deskFakes) { f.catalog.productErr = down }},
-		{name: "products down on reserve", setup: func(f deskFakes) { f.catalog.reserveErr = down }},
+		// No answer from products: the reservation may exist, so it is released.
+		{name: "products down on reserve", setup: func(f deskFakes) { f.catalog.reserveErr = down }, wantReleased: true},
 		{name: "order store down", setup: func(f deskFakes) { f.orders.createErr = down }, wantReleased: true},
 	}
 	for _, tt := range tests {
@@ -395,6 +421,85 @@ func TestOrder(t *testing.T) {
 			}
 			require.NoError(t, err)
 			assert.Equal(t, placed, got)
+		})
+	}
+}
+
+func TestPlacePublishesOrderCreated(t *testing.T) {
+	d, f := newTestDesk(t)
+	o, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(2))})
+	require.NoError(t, err)
+	require.Len(t, f.orders.events, 1, "one event per order")
+	ev := f.orders.events[0]
+	assert.Equal(t, EventOrderCreated, ev.Type)
+	assert.Equal(t, o.ID, ev.OrderID)
+	assert.Equal(t, "u-1", ev.UserID)
+	assert.Equal(t, int64(2500), ev.TotalCents)
+	assert.Equal(t, StatusCreated, ev.Status)
+}
+
+func TestShip(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(d *Desk, f deskFakes) string // returns the order id to ship
+		wantCode api.Code
+		events   int // order events after the ship
+	}{
+		{
+			name: "a created order ships",
+			setup: func(d *Desk, f deskFakes) string {
+				o, _ := d.Place(context.Background(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(1))})
+				return o.ID
+			},
+			events: 2,
+		},
+		{
+			name:     "unknown order",
+			setup:    func(*Desk, deskFakes) string { return "nope" },
+			wantCode: api.CodeNotFound,
+		},
+		{
+			name:     "invalid id",
+			setup:    func(*Desk, deskFakes) string { return "a/../b" },
+			wantCode: api.CodeNotFound,
+		},
+		{
+			name: "an order already shipped",
+			setup: func(d *Desk, f deskFakes) string {
+				o, _ := d.Place(context.Background(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(1))})
+				_, _ = d.Ship(context.Background(), o.ID)
+				return o.ID
+			},
+			wantCode: api.CodeInvalidState,
+			events:   2,
+		},
+		{
+			name: "the order changed between read and write",
+			setup: func(d *Desk, f deskFakes) string {
+				o, _ := d.Place(context.Background(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(1))})
+				f.orders.onUpdate = func() { f.orders.versions[o.ID]++ }
+				return o.ID
+			},
+			wantCode: api.CodeInvalidState,
+			events:   1,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, f := newTestDesk(t)
+			id := tt.setup(d, f)
+			o, err := d.Ship(t.Context(), id)
+			if tt.wantCode != "" {
+				requireCode(t, err, tt.wantCode)
+			} else {
+				require.NoError(t, err)
+				assert.Equal(t, StatusShipped, o.Status)
+				require.NotNil(t, o.ShippedAt)
+				last := f.orders.events[len(f.orders.events)-1]
+				assert.Equal(t, EventOrderShipped, last.Type)
+				assert.Equal(t, StatusShipped, f.orders.orders[id].Status)
+			}
+			assert.Len(t, f.orders.events, tt.events)
 		})
 	}
 }

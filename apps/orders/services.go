@@ -2,8 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
+	"errors"
 	"net/http"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
@@ -17,17 +16,11 @@ type usersService struct {
 }
 
 func (u usersService) CheckUser(ctx context.Context, id string) error {
-	res, err := u.invoker.Invoke(ctx, u.appID, http.MethodGet, "users/"+id, nil)
-	if err != nil {
-		return err
-	}
-	switch res.Status {
-	case http.StatusOK:
-		return nil
-	case http.StatusNotFound:
+	err := u.invoker.Call(ctx, u.appID, http.MethodGet, "internal/users/"+id, nil, nil)
+	if refusedWith(err, api.CodeNotFound) {
 		return ErrUnknownUser
 	}
-	return unexpected(u.appID, res)
+	return err
 }
 
 // productsService is the Catalog behind Dapr service invocation.
@@ -36,57 +29,29 @@ type productsService struct {
 	appID   string
 }
 
-func (p productsService) Product(ctx context.Context, id string) (Product, error) {
-	res, err := p.invoker.Invoke(ctx, p.appID, http.MethodGet, "products/"+id, nil)
-	if err != nil {
-		return Product{}, err
+func (p productsService) Reserve(ctx context.Context, productID, orderID string, quantity int64) (int64, error) {
+	var answer struct {
+		PriceCents int64 `json:"price_cents"`
 	}
-	switch res.Status {
-	case http.StatusOK:
-		var prod Product
-		return prod, res.DecodeJSON(&prod)
-	case http.StatusNotFound:
-		return Product{}, ErrUnknownProduct
-	}
-	return Product{}, unexpected(p.appID, res)
-}
-
-func (p productsService) Reserve(ctx context.Context, productID, orderID string, quantity int64) error {
 	body := map[string]any{"order_id": orderID, "quantity": quantity}
-	res, err := p.invoker.Invoke(ctx, p.appID, http.MethodPost, "products/"+productID+"/reservations", body)
-	if err != nil {
-		return err
-	}
+	err := p.invoker.Call(ctx, p.appID, http.MethodPost, "internal/products/"+productID+"/reservations", body, &answer)
 	switch {
-	case res.Status == http.StatusCreated || res.Status == http.StatusOK:
-		return nil
-	case res.Status == http.StatusNotFound:
-		return ErrUnknownProduct
-	case res.Status == http.StatusConflict && errorCode(res.Body) == api.CodeInsufficientStock:
-		return ErrInsufficientStock
+	case refusedWith(err, api.CodeNotFound):
+		return 0, ErrUnknownProduct
+	case refusedWith(err, api.CodeInsufficientStock):
+		return 0, ErrInsufficientStock
+	case err != nil:
+		return 0, err
 	}
-	return unexpected(p.appID, res)
+	return answer.PriceCents, nil
 }
 
 func (p productsService) Release(ctx context.Context, productID, orderID string) error {
-	res, err := p.invoker.Invoke(ctx, p.appID, http.MethodDelete, "products/"+productID+"/reservations/"+orderID, nil)
-	if err != nil {
-		return err
-	}
-	if res.Status != http.StatusNoContent {
-		return unexpected(p.appID, res)
-	}
-	return nil
+	return p.invoker.Call(ctx, p.appID, http.MethodDelete, "internal/products/"+productID+"/reservations/"+orderID, nil, nil)
 }
 
-func errorCode(body []byte) api.Code {
-	var e api.ErrorBody
-	_ = json.Unmarshal(body, &e)
-	return e.Error.Code
-}
-
-// unexpected reports an answer the caller has no meaning for as the
-// dependency being unavailable: the request may succeed later.
-func unexpected(appID string, res sidecar.Response) error {
-	return fmt.Errorf("%s answered %d (%s): %w", appID, res.Status, errorCode(res.Body), api.ErrUnavailable)
+// refusedWith reports whether err is the callee's refusal with code.
+func refusedWith(err error, code api.Code) bool {
+	var e *api.Error
+	return errors.As(err, &e) && e.Code == code
 }

@@ -19,6 +19,10 @@ func routes(log *slog.Logger, c *Catalog, ready http.Handler) http.Handler {
 	r.HandleFunc("/products/{id}", h.get).Methods(http.MethodGet)
 	r.HandleFunc("/products/{id}/reservations", h.reserve).Methods(http.MethodPost)
 	r.HandleFunc("/products/{id}/reservations/{order_id}", h.release).Methods(http.MethodDelete)
+	// What orders calls: the same operations, answered the internal way
+	// (refusals in a 200, see api.InternalAnswer).
+	r.HandleFunc("/internal/products/{id}/reservations", h.reserveInternal).Methods(http.MethodPost)
+	r.HandleFunc("/internal/products/{id}/reservations/{order_id}", h.releaseInternal).Methods(http.MethodDelete)
 	return server.Handler(log, r)
 }
 
@@ -85,4 +89,38 @@ func (h handlers) release(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// ReservationAnswer is what an internal reservation returns: the reservation
+// and the product's price, which the order's total is computed from.
+type ReservationAnswer struct {
+	Reservation Reservation `json:"reservation"`
+	PriceCents  int64       `json:"price_cents"`
+	Replayed    bool        `json:"replayed"`
+}
+
+func (h handlers) reserveInternal(w http.ResponseWriter, r *http.Request) {
+	var in ReservationRequest
+	if err := api.Decode(w, r, &in); err != nil {
+		api.WriteInternal(w, r, h.log, nil, err)
+		return
+	}
+	id := mux.Vars(r)["id"]
+	res, replayed, err := h.catalog.Reserve(r.Context(), id, in)
+	if err != nil {
+		api.WriteInternal(w, r, h.log, nil, err)
+		return
+	}
+	p, err := h.catalog.Get(r.Context(), id)
+	if err != nil {
+		api.WriteInternal(w, r, h.log, nil, err)
+		return
+	}
+	api.WriteInternal(w, r, h.log, ReservationAnswer{Reservation: res, PriceCents: p.PriceCents, Replayed: replayed}, nil)
+}
+
+func (h handlers) releaseInternal(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	err := h.catalog.Release(r.Context(), vars["id"], vars["order_id"])
+	api.WriteInternal(w, r, h.log, map[string]bool{"released": err == nil}, err)
 }

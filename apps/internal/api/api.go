@@ -186,3 +186,37 @@ func ValidID(s string) bool {
 	}
 	return true
 }
+
+// InternalAnswer is the body of every answer on an /internal/ route: the
+// routes one service calls on another through Dapr. Exactly one field is set.
+//
+// Dapr's circuit breakers count every answer outside 200–399 as a failure of
+// the callee, so an expected refusal (unknown user, not enough stock) sent as
+// a 4xx would open the caller's breaker and cut a healthy service off. On
+// internal routes a refusal is a 200 carrying the error instead; 5xx still
+// means the callee failed, and trips the breaker as it should. Public routes,
+// reached through the gateway (whose sidecar has no breaker), keep ordinary
+// 4xx statuses.
+type InternalAnswer struct {
+	Result  json.RawMessage `json:"result,omitempty"`
+	Refusal *Error          `json:"refusal,omitempty"`
+}
+
+// WriteInternal answers an internal route: result on success, a refusal for
+// an *Error with a 4xx status, and an ordinary error answer otherwise.
+func WriteInternal(w http.ResponseWriter, r *http.Request, log *slog.Logger, result any, err error) {
+	var e *Error
+	switch {
+	case err == nil:
+		data, mErr := json.Marshal(result)
+		if mErr != nil {
+			WriteError(w, r, log, mErr)
+			return
+		}
+		WriteJSON(w, http.StatusOK, InternalAnswer{Result: data})
+	case errors.As(err, &e) && e.Code.Status() < 500:
+		WriteJSON(w, http.StatusOK, InternalAnswer{Refusal: e})
+	default:
+		WriteError(w, r, log, err)
+	}
+}

@@ -60,6 +60,10 @@ type Options struct {
 	// EditResource may change a resource document (a component, the
 	// resiliency spec, ...) after the harness pointed it at the test's servers.
 	EditResource func(doc map[string]any)
+	// ProxyPostgres and ProxyRedis put a Proxy between the system and that
+	// server, so a test can take the server away (System.Postgres, .Redis).
+	ProxyPostgres bool
+	ProxyRedis    bool
 }
 
 // System is a running ordermesh.
@@ -76,6 +80,14 @@ type System struct {
 	mu     sync.Mutex
 	procs  []*Proc
 	client *http.Client
+
+	// Postgres and Redis are the proxies in front of those servers, when
+	// the options asked for them.
+	Postgres *Proxy
+	Redis    *Proxy
+
+	redisDB     int    // the Redis database of this system
+	directRedis string // Redis itself, not the proxy
 }
 
 var systems atomic.Int64
@@ -122,8 +134,13 @@ func Prepare(t testing.TB, opts Options) *System {
 	for _, name := range Apps {
 		s.apps[name] = &App{Name: name, ID: name + "-" + s.ID, sys: s}
 	}
-	if err := s.writeResources(); err != nil {
-		t.Fatalf("harness: write resources: %v", err)
+	if opts.ProxyPostgres {
+		s.Postgres = NewProxy(t, pgHostPort(s.infra.Postgres))
+		s.infra.Postgres = pgWithHostPort(s.infra.Postgres, "127.0.0.1", s.Postgres.Port())
+	}
+	if opts.ProxyRedis {
+		s.Redis = NewProxy(t, s.infra.Redis)
+		s.infra.Redis = s.Redis.Addr()
 	}
 	ports, err := freePorts(len(Apps) * 5)
 	if err != nil {
@@ -132,6 +149,9 @@ func Prepare(t testing.TB, opts Options) *System {
 	for i, name := range Apps {
 		a := s.apps[name]
 		a.AppPort, a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort = ports[i*5], ports[i*5+1], ports[i*5+2], ports[i*5+3], ports[i*5+4]
+	}
+	if err := s.writeResources(); err != nil {
+		t.Fatalf("harness: write resources: %v", err)
 	}
 	return s
 }
@@ -251,7 +271,7 @@ func (a *App) StartSidecar() {
 		"--enable-app-health-check",
 		"--app-health-check-path", "/healthz",
 		"--app-health-probe-interval", "1",
-		"--log-level", "info",
+		"--log-level", logLevel(),
 	}
 	a.daprd = s.start(a.Name+"-daprd", "sidecar", s.daprd, args, nil)
 }
@@ -405,4 +425,39 @@ func Cleanup() {
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
+}
+
+// pgHostPort reads host:port from a libpq key=value connection string.
+func pgHostPort(conn string) string {
+	host, port := "localhost", "5432"
+	for _, kv := range strings.Fields(conn) {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "host":
+			host = v
+		case "port":
+			port = v
+		}
+	}
+	return host + ":" + port
+}
+
+// pgWithHostPort returns conn with its host and port replaced.
+func pgWithHostPort(conn, host, port string) string {
+	var out []string
+	for _, kv := range strings.Fields(conn) {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "host" && k != "port" {
+			out = append(out, kv)
+		}
+	}
+	return strings.Join(append(out, "host="+host, "port="+port), " ")
+}
+
+// logLevel is the sidecars' log level: info, or $ORDERMESH_DAPRD_LOG_LEVEL.
+func logLevel() string {
+	if l := os.Getenv("ORDERMESH_DAPRD_LOG_LEVEL"); l != "" {
+		return l
+	}
+	return "info"
 }

@@ -22,8 +22,9 @@ import (
 func (s *System) writeResources() error {
 	root := RepoRoot(s.t)
 	db := 1 + int(s.n-1)%15
-	if err := flushRedisDB(s.infra.Redis, db); err != nil {
-		return fmt.Errorf("prepare redis db %d at %s: %w", db, s.infra.Redis, err)
+	s.redisDB, s.directRedis = db, s.opts.Infra.withDefaults().Redis
+	if err := flushRedisDB(s.directRedis, db); err != nil {
+		return fmt.Errorf("prepare redis db %d at %s: %w", db, s.directRedis, err)
 	}
 	out := filepath.Join(s.dir, "resources")
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -110,6 +111,14 @@ func (s *System) rewriteDoc(doc map[string]any, redisDB int) {
 		case "pubsub.rabbitmq":
 			SetMetadata(doc, "connectionString", s.infra.RabbitMQ)
 		}
+	case "Configuration":
+		// Sidecars find each other through a fixed table instead of mDNS:
+		// nothing leaves loopback, nothing is multicast, and a restarted
+		// sidecar is found at once on its old port.
+		spec["nameResolution"] = map[string]any{
+			"component":     "kubernetes",
+			"configuration": map[string]any{"template": s.addressTemplate()},
+		}
 	case "Resiliency":
 		targets, _ := spec["targets"].(map[string]any)
 		if apps, ok := targets["apps"].(map[string]any); ok {
@@ -146,32 +155,60 @@ func SetMetadata(doc map[string]any, name, value string) {
 	spec["metadata"] = append(items, map[string]any{"name": name, "value": value})
 }
 
-// flushRedisDB empties one Redis database, speaking RESP directly so the
-// tests need no Redis client library.
+// flushRedisDB empties one Redis database.
 func flushRedisDB(addr string, db int) error {
+	_, err := redisDo(addr, db, "FLUSHDB")
+	return err
+}
+
+// RedisDo runs one command on the system's Redis database and returns the
+// first line of the reply ("+OK", ":3", ...), for checks such as XLEN.
+func (s *System) RedisDo(args ...string) (string, error) {
+	return redisDo(s.directRedis, s.redisDB, args...)
+}
+
+// redisDo speaks RESP directly so the tests need no Redis client library.
+func redisDo(addr string, db int, args ...string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	r := bufio.NewReader(conn)
-	for _, cmd := range [][]string{{"SELECT", strconv.Itoa(db)}, {"FLUSHDB"}} {
+	var line string
+	for _, cmd := range [][]string{{"SELECT", strconv.Itoa(db)}, args} {
 		var b strings.Builder
 		fmt.Fprintf(&b, "*%d\r\n", len(cmd))
 		for _, arg := range cmd {
 			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(arg), arg)
 		}
 		if _, err := io.WriteString(conn, b.String()); err != nil {
-			return err
+			return "", err
 		}
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return err
+		if line, err = r.ReadString('\n'); err != nil {
+			return "", err
 		}
-		if !strings.HasPrefix(line, "+OK") {
-			return fmt.Errorf("redis %s: %s", cmd[0], strings.TrimSpace(line))
+		if strings.HasPrefix(line, "-") {
+			return "", fmt.Errorf("redis %s: %s", cmd[0], strings.TrimSpace(line))
 		}
 	}
-	return nil
+	return strings.TrimSpace(line), nil
+}
+
+// addressTemplate maps each app id of the system to its sidecar's internal
+// gRPC address, in the template language of Dapr's kubernetes name resolver.
+func (s *System) addressTemplate() string {
+	var b strings.Builder
+	for i, name := range Apps {
+		a := s.apps[name]
+		if i > 0 {
+			b.WriteString("{{else if")
+		} else {
+			b.WriteString("{{if")
+		}
+		fmt.Fprintf(&b, " eq .ID %q}}127.0.0.1:%d", a.ID, a.InternalGRPCPort)
+	}
+	b.WriteString("{{end}}")
+	return b.String()
 }

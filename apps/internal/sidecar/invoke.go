@@ -101,6 +101,36 @@ func (i *Invoker) Invoke(ctx context.Context, appID, verb, method string, body a
 	return Response{Status: res.StatusCode, Body: data}, nil
 }
 
+// Call invokes an /internal/ route of appID (see api.InternalAnswer) and
+// decodes its result into out. A refusal comes back as the callee's
+// *api.Error; a failure of the callee or of the way to it wraps
+// ErrUnavailable.
+func (i *Invoker) Call(ctx context.Context, appID, verb, method string, body, out any) error {
+	res, err := i.Invoke(ctx, appID, verb, method, body)
+	if err != nil {
+		return err
+	}
+	if res.Status != http.StatusOK {
+		var e api.ErrorBody
+		_ = json.Unmarshal(res.Body, &e)
+		return fmt.Errorf("%s %s/%s answered %d (%s): %w", verb, appID, method, res.Status, e.Error.Code, ErrUnavailable)
+	}
+	var ans api.InternalAnswer
+	if err := json.Unmarshal(res.Body, &ans); err != nil {
+		return fmt.Errorf("%s %s/%s: decode answer: %w", verb, appID, method, err)
+	}
+	if ans.Refusal != nil {
+		return ans.Refusal
+	}
+	if out == nil || len(ans.Result) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(ans.Result, out); err != nil {
+		return fmt.Errorf("%s %s/%s: decode result: %w", verb, appID, method, err)
+	}
+	return nil
+}
+
 // daprError is the body the sidecar itself answers with, as opposed to the
 // target app's own {"error": {...}} bodies.
 type daprError struct {

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
+)
+
+// routes registers every route of the notifications app: the public reads,
+// and the two routes Dapr delivers events to (see
+// dapr/resources/subscriptions.yaml).
+func routes(log *slog.Logger, n *Notifier, ready http.Handler) http.Handler {
+	h := handlers{log: log, notifier: n}
+	r := server.NewRouter(ready)
+	r.HandleFunc("/notifications", h.list).Methods(http.MethodGet)
+	r.HandleFunc("/notifications/dead-letters", h.deadLetters).Methods(http.MethodGet)
+	r.HandleFunc("/events/orders", h.orderEvent).Methods(http.MethodPost)
+	r.HandleFunc("/events/dead-letters", h.deadLetter).Methods(http.MethodPost)
+	return server.Handler(log, r)
+}
+
+type handlers struct {
+	log      *slog.Logger
+	notifier *Notifier
+}
+
+func (h handlers) list(w http.ResponseWriter, r *http.Request) {
+	list, err := h.notifier.Notifications(r.Context(), r.URL.Query().Get("user_id"))
+	if err != nil {
+		api.WriteError(w, r, h.log, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, list)
+}
+
+func (h handlers) deadLetters(w http.ResponseWriter, r *http.Request) {
+	list, err := h.notifier.Inbox.DeadLetters(r.Context())
+	if err != nil {
+		api.WriteError(w, r, h.log, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, list)
+}
+
+func (h handlers) orderEvent(w http.ResponseWriter, r *http.Request) {
+	raw, ce, err := readEvent(w, r)
+	if err != nil {
+		h.log.WarnContext(r.Context(), "undecodable event dropped", "err", err)
+		respond(w, Drop)
+		return
+	}
+	outcome, err := h.notifier.HandleOrderEvent(r.Context(), ce)
+	if err != nil {
+		h.log.WarnContext(r.Context(), "order event not handled", "event_id", ce.ID, "outcome", outcome, "err", err, "size", len(raw))
+	}
+	respond(w, outcome)
+}
+
+func (h handlers) deadLetter(w http.ResponseWriter, r *http.Request) {
+	raw, ce, _ := readEvent(w, r) // an undecodable dead letter is kept as it is
+	outcome, err := h.notifier.HandleDeadLetter(r.Context(), ce, raw)
+	if err != nil {
+		h.log.WarnContext(r.Context(), "dead letter not stored", "event_id", ce.ID, "err", err)
+	}
+	respond(w, outcome)
+}
+
+// readEvent reads a delivered CloudEvent. Unlike client requests, events may
+// carry fields this app does not know: only the size is limited.
+func readEvent(w http.ResponseWriter, r *http.Request) ([]byte, CloudEvent, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodyBytes))
+	if err != nil {
+		return raw, CloudEvent{}, err
+	}
+	var ce CloudEvent
+	err = json.Unmarshal(raw, &ce)
+	return raw, ce, err
+}
+
+// respond tells Dapr the outcome. A retry is also signalled with a 500 so
+// that any broker integration treats it as a failure.
+func respond(w http.ResponseWriter, o Outcome) {
+	status := http.StatusOK
+	if o == Retry {
+		status = http.StatusInternalServerError
+	}
+	api.WriteJSON(w, status, map[string]Outcome{"status": o})
+}

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ordermesh/ordermesh/apps/internal/api"
+)
+
+// Notification is a message sent to a user about one of their orders.
+type Notification struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	OrderID   string    `json:"order_id"`
+	Type      string    `json:"type"`    // the event that caused it
+	Channel   string    `json:"channel"` // email or sms
+	EventID   string    `json:"event_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// DeadLetter is an event that could never be handled, kept for an operator.
+type DeadLetter struct {
+	EventID    string          `json:"event_id"`
+	Topic      string          `json:"topic"`
+	Reason     string          `json:"reason"`
+	Event      json.RawMessage `json:"event"`
+	ReceivedAt time.Time       `json:"received_at"`
+}
+
+// channels says how each order event reaches the user, as in the tutorial:
+// an email when the order is created, an SMS when it ships.
+var channels = map[string]string{
+	"order_created": "email",
+	"order_shipped": "sms",
+}
+
+// Inbox stores notifications and dead letters. Add and AddDeadLetter are
+// idempotent: adding an entry whose id is already there changes nothing and
+// reports added=false.
+type Inbox interface {
+	Add(ctx context.Context, n Notification) (added bool, err error)
+	List(ctx context.Context, userID string) ([]Notification, error)
+	AddDeadLetter(ctx context.Context, d DeadLetter) (added bool, err error)
+	DeadLetters(ctx context.Context) ([]DeadLetter, error)
+}
+
+// Outcome tells Dapr what to do with a delivered event.
+type Outcome string
+
+// The outcomes Dapr's pub/sub understands.
+const (
+	Success Outcome = "SUCCESS" // handled (or handled before): acknowledge
+	Retry   Outcome = "RETRY"   // a temporary failure: deliver again later
+	Drop    Outcome = "DROP"    // can never be handled: to the dead-letter topic
+)
+
+// CloudEvent is the envelope Dapr delivers events in.
+type CloudEvent struct {
+	ID              string          `json:"id"`
+	Type            string          `json:"type"`
+	Source          string          `json:"source"`
+	Topic           string          `json:"topic"`
+	DataContentType string          `json:"datacontenttype"`
+	Data            json.RawMessage `json:"data"`
+}
+
+// OrderEvent is the part of an order event notifications reads.
+type OrderEvent struct {
+	Type    string `json:"type"`
+	OrderID string `json:"order_id"`
+	UserID  string `json:"user_id"`
+}
+
+// errPoison marks an event that can never be handled.
+var errPoison = errors.New("poison event")
+
+// Notifier turns order events into notifications.
+type Notifier struct {
+	Inbox Inbox
+	Now   func() time.Time
+}
+
+// HandleOrderEvent makes the notification an order event calls for. A
+// redelivered event (same CloudEvent id) makes no second notification.
+func (n *Notifier) HandleOrderEvent(ctx context.Context, ce CloudEvent) (Outcome, error) {
+	ev, err := decodeOrderEvent(ce)
+	if err != nil {
+		return Drop, err
+	}
+	note := Notification{
+		ID:        notificationID(ce.ID),
+		UserID:    ev.UserID,
+		OrderID:   ev.OrderID,
+		Type:      ev.Type,
+		Channel:   channels[ev.Type],
+		EventID:   ce.ID,
+		CreatedAt: n.Now(),
+	}
+	if _, err := n.Inbox.Add(ctx, note); err != nil {
+		return Retry, err
+	}
+	return Success, nil
+}
+
+// HandleDeadLetter keeps an event that was dropped, with the reason it could
+// not be handled.
+func (n *Notifier) HandleDeadLetter(ctx context.Context, ce CloudEvent, raw []byte) (Outcome, error) {
+	reason := "handling failed after every retry"
+	if _, err := decodeOrderEvent(ce); err != nil {
+		reason = err.Error()
+	}
+	id := ce.ID
+	if id == "" {
+		sum := sha256.Sum256(raw)
+		id = "unidentified-" + hex.EncodeToString(sum[:8])
+	}
+	d := DeadLetter{EventID: id, Topic: ce.Topic, Reason: reason, Event: rawJSON(raw), ReceivedAt: n.Now()}
+	if _, err := n.Inbox.AddDeadLetter(ctx, d); err != nil {
+		return Retry, err
+	}
+	return Success, nil
+}
+
+// Notifications lists a user's notifications, oldest first.
+func (n *Notifier) Notifications(ctx context.Context, userID string) ([]Notification, error) {
+	if userID == "" {
+		return nil, api.Errorf(api.CodeInvalidRequest, "query parameter user_id is required")
+	}
+	if !api.ValidID(userID) {
+		return nil, api.Errorf(api.CodeInvalidRequest, "user_id must be 1 to 64 letters, digits, '-' or '_'")
+	}
+	return n.Inbox.List(ctx, userID)
+}
+
+func decodeOrderEvent(ce CloudEvent) (OrderEvent, error) {
+	if ce.ID == "" {
+		return OrderEvent{}, fmt.Errorf("%w: the CloudEvent has no id", errPoison)
+	}
+	data := []byte(ce.Data)
+	// Some publishers send the JSON document as a JSON string.
+	var s string
+	if json.Unmarshal(data, &s) == nil {
+		data = []byte(s)
+	}
+	var ev OrderEvent
+	if err := json.Unmarshal(data, &ev); err != nil {
+		return OrderEvent{}, fmt.Errorf("%w: data is not an order event: %v", errPoison, err)
+	}
+	if _, ok := channels[ev.Type]; !ok {
+		return OrderEvent{}, fmt.Errorf("%w: unknown event type %q", errPoison, ev.Type)
+	}
+	if !api.ValidID(ev.UserID) || !api.ValidID(ev.OrderID) {
+		return OrderEvent{}, fmt.Errorf("%w: event %s has no valid user_id and order_id", errPoison, ev.Type)
+	}
+	return ev, nil
+}
+
+// notificationID derives a notification's id from its event's id, so that a
+// redelivery maps to the same notification.
+func notificationID(eventID string) string {
+	sum := sha256.Sum256([]byte(eventID))
+	return "ntf-" + hex.EncodeToString(sum[:12])
+}
+
+func rawJSON(b []byte) json.RawMessage {
+	if json.Valid(b) {
+		return b
+	}
+	q, _ := json.Marshal(string(b))
+	return q
+}
