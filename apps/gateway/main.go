@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/config"
@@ -33,7 +34,28 @@ func run(ctx context.Context, getenv func(string) string) error {
 	ready := health.Ready(
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, client, cfg.DaprHTTPEndpoint()) }},
 	)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, gw, config.LoadPeers(getenv), ready), cfg.ShutdownTimeout); err != nil {
+	peers := config.LoadPeers(getenv)
+	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), client)
+	metrics, err := config.MapVar(getenv, "SIDECAR_METRICS")
+	if err != nil {
+		return err
+	}
+	users := &UserReader{Invoker: invoker, AppID: peers.Users, Copies: NewUserCopies(10_000), Log: log}
+	status := &Status{
+		Invoker: invoker,
+		Client:  &http.Client{Timeout: 2 * time.Second},
+		Apps: map[string]string{
+			"users": peers.Users, "products": peers.Products, "orders": peers.Orders,
+			"payments": peers.Payments, "notifications": peers.Notifications,
+		},
+		Metrics: metrics,
+		Log:     log,
+	}
+	h := routes(log, gw, peers, ready,
+		Route{http.MethodGet, "/api/users/{id}", users},
+		Route{http.MethodGet, "/api/status", status},
+	)
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), h, cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	return nil

@@ -9,8 +9,12 @@ import (
 )
 
 // routes registers the public API: each service's resources under /api.
-func routes(log *slog.Logger, g *Gateway, peers config.Peers, ready http.Handler) http.Handler {
+func routes(log *slog.Logger, g *Gateway, peers config.Peers, ready http.Handler, extra ...Route) http.Handler {
 	r := server.NewRouter(ready)
+	// Routes with behaviour of their own come before the plain forwarding.
+	for _, e := range extra {
+		r.Handle(e.Path, e.Handler).Methods(e.Method)
+	}
 	for _, svc := range []struct{ prefix, app string }{
 		{"users", peers.Users},
 		{"products", peers.Products},
@@ -23,4 +27,10 @@ func routes(log *slog.Logger, g *Gateway, peers config.Peers, ready http.Handler
 		r.PathPrefix("/api/" + svc.prefix + "/").Handler(fwd)
 	}
 	return server.Handler(log, r)
+}
+
+// Route is a gateway route that does more than forward.
+type Route struct {
+	Method, Path string
+	Handler      http.Handler
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
@@ -26,6 +27,7 @@ type Order struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	ShippedAt  *time.Time `json:"shipped_at,omitempty"`
 	PaidAt     *time.Time `json:"paid_at,omitempty"`
+	PaymentID  string     `json:"payment_id,omitempty"`
 }
 
 // NewOrder is what a client sends to place an order.
@@ -84,6 +86,8 @@ type Catalog interface {
 type OrderStore interface {
 	Create(ctx context.Context, o Order, ev Event) error
 	Update(ctx context.Context, o Order, etag string, ev Event) error
+	// Save writes a change that publishes no event, if o still has etag.
+	Save(ctx context.Context, o Order, etag string) error
 	Order(ctx context.Context, id string) (Order, string, error)
 }
 
@@ -174,6 +178,7 @@ func (d *Desk) Ship(ctx context.Context, id string) (Order, error) {
 	if o.Status == StatusShipped {
 		return Order{}, api.Errorf(api.CodeInvalidState, "order %s is already shipped", id)
 	}
+	// A paid order keeps its payment on record while it ships.
 	o.Status = StatusShipped
 	at := d.Now()
 	o.ShippedAt = &at
@@ -186,3 +191,37 @@ func (d *Desk) Ship(ctx context.Context, id string) (Order, error) {
 	return o, nil
 }
 
+// PaymentCompleted is the event payments publishes on topic `payments`.
+type PaymentCompleted struct {
+	Type        string `json:"type"`
+	PaymentID   string `json:"payment_id"`
+	OrderID     string `json:"order_id"`
+	AmountCents int64  `json:"amount_cents"`
+}
+
+// MarkPaid records a completed payment on its order: a created order becomes
+// paid. Redelivered events change nothing; an event naming another payment
+// for an order already paid is refused as a duplicate payment.
+func (d *Desk) MarkPaid(ctx context.Context, ev PaymentCompleted) error {
+	for attempt := 1; ; attempt++ {
+		o, etag, err := d.Orders.Order(ctx, ev.OrderID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case o.PaymentID == ev.PaymentID:
+			return nil // this payment is on record already
+		case o.PaymentID != "":
+			return fmt.Errorf("order %s is paid by %s, not %s: %w", o.ID, o.PaymentID, ev.PaymentID, ErrConflict)
+		}
+		at := d.Now()
+		o.PaymentID, o.PaidAt = ev.PaymentID, &at
+		if o.Status == StatusCreated {
+			o.Status = StatusPaid
+		}
+		err = d.Orders.Save(ctx, o, etag)
+		if !errors.Is(err, ErrConflict) || attempt == 5 {
+			return err
+		}
+	}
+}

@@ -138,6 +138,15 @@ func (s *fakeOrders) Update(_ context.Context, o Order, etag string, ev Event) e
 	return nil
 }
 
+func (s *fakeOrders) Save(_ context.Context, o Order, etag string) error {
+	if strconv.Itoa(s.versions[o.ID]) != etag {
+		return ErrConflict
+	}
+	s.orders[o.ID] = o
+	s.versions[o.ID]++
+	return nil
+}
+
 func (s *fakeOrders) Order(_ context.Context, id string) (Order, string, error) {
 	o, ok := s.orders[id]
 	if !ok {
@@ -502,4 +511,28 @@ func TestShip(t *testing.T) {
 			assert.Len(t, f.orders.events, tt.events)
 		})
 	}
+}
+
+func TestMarkPaid(t *testing.T) {
+	d, f := newTestDesk(t)
+	o, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(1))})
+	require.NoError(t, err)
+	ev := PaymentCompleted{Type: "payment_completed", PaymentID: "pay-1", OrderID: o.ID, AmountCents: o.TotalCents}
+
+	require.NoError(t, d.MarkPaid(t.Context(), ev))
+	paid := f.orders.orders[o.ID]
+	assert.Equal(t, StatusPaid, paid.Status)
+	assert.Equal(t, "pay-1", paid.PaymentID)
+	version := f.orders.versions[o.ID]
+
+	require.NoError(t, d.MarkPaid(t.Context(), ev), "a redelivery is fine")
+	assert.Equal(t, version, f.orders.versions[o.ID], "and changes nothing")
+	assert.Len(t, f.orders.events, 1, "marking paid publishes no order event")
+
+	other := ev
+	other.PaymentID = "pay-2"
+	assert.ErrorIs(t, d.MarkPaid(t.Context(), other), ErrConflict, "a second payment of one order is refused")
+
+	ev.OrderID = "nope"
+	assert.ErrorIs(t, d.MarkPaid(t.Context(), ev), ErrNotFound)
 }

@@ -70,3 +70,13 @@ func (s stateOrders) Order(ctx context.Context, id string) (Order, string, error
 	var o Order
 	return o, it.ETag, it.Decode(&o)
 }
+
+// Save is a single ETag-checked write, outside any transaction, so the
+// outbox publishes nothing for it.
+func (s stateOrders) Save(ctx context.Context, o Order, etag string) error {
+	err := s.store.Update(ctx, "order/"+o.ID, o, etag)
+	if errors.Is(err, sidecar.ErrConflict) {
+		return errors.Join(ErrConflict, err)
+	}
+	return err
+}

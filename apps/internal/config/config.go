@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -127,4 +128,21 @@ func LoadPeers(getenv Getenv) Peers {
 		Payments:      StringVar(getenv, "PAYMENTS_APP_ID", "payments"),
 		Notifications: StringVar(getenv, "NOTIFICATIONS_APP_ID", "notifications"),
 	}
+}
+
+// MapVar reads "k1=v1,k2=v2" into a map; an empty variable is an empty map.
+func MapVar(getenv Getenv, name string) (map[string]string, error) {
+	out := map[string]string{}
+	v := getenv(name)
+	if v == "" {
+		return out, nil
+	}
+	for _, pair := range strings.Split(v, ",") {
+		k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if !ok || k == "" || val == "" {
+			return nil, fmt.Errorf("%s: %q is not key=value", name, pair)
+		}
+		out[k] = val
+	}
+	return out, nil
 }

@@ -166,8 +166,13 @@ func (s *System) BinDir() string       { return s.bins }
 // Dapr gives it: its peers' app ids and the test's extra variables.
 func (s *System) AppEnv(name string) map[string]string {
 	env := map[string]string{"SHUTDOWN_TIMEOUT": "5s"}
+	var metrics []string
 	for _, peer := range Apps {
 		env[strings.ToUpper(peer)+"_APP_ID"] = s.apps[peer].ID
+		metrics = append(metrics, peer+"="+s.apps[peer].MetricsURL())
+	}
+	if name == "gateway" {
+		env["SIDECAR_METRICS"] = strings.Join(metrics, ",")
 	}
 	for k, v := range s.opts.Env[name] {
 		env[k] = v
