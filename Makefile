@@ -56,6 +56,7 @@ test: unit e2e
 ## unit: the tests that need no infrastructure (seconds)
 unit:
 	go test -count=1 ./...
+	cd dapr/resiliency && go test -count=1 ./...
 
 ## e2e: the end-to-end suite: starts daprd and the apps as processes on free ports
 e2e: daprd infra
