@@ -127,6 +127,7 @@ func writeRunFile(t *testing.T, sys *harness.System) string {
 		AppPort      int               `yaml:"appPort"`
 		DaprHTTPPort int               `yaml:"daprHTTPPort"`
 		DaprGRPCPort int               `yaml:"daprGRPCPort"`
+		InternalPort int               `yaml:"daprInternalGRPCPort"`
 		MetricsPort  int               `yaml:"metricsPort"`
 		Env          map[string]string `yaml:"env"`
 	}
@@ -160,6 +161,8 @@ func writeRunFile(t *testing.T, sys *harness.System) string {
 			AppPort:      a.AppPort,
 			DaprHTTPPort: a.HTTPPort,
 			DaprGRPCPort: a.GRPCPort,
+			// The harness's Configuration resolves app ids to these ports.
+			InternalPort: a.InternalGRPCPort,
 			MetricsPort:  a.MetricsPort,
 			Env:          sys.AppEnv(name),
 		})
