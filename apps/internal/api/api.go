@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,11 @@ const (
 	CodeUnprocessable         Code = "unprocessable"
 	CodeUnknownUser           Code = "unknown_user"
 	CodeUnknownProduct        Code = "unknown_product"
+	CodeUnknownOrder          Code = "unknown_order"
+	CodeOrderAlreadyPaid      Code = "order_already_paid"
+	CodeAmountMismatch        Code = "amount_mismatch"
+	CodeIdempotencyKeyReused  Code = "idempotency_key_reused"
+	CodeRequestInFlight       Code = "request_in_flight"
 	CodeDependencyUnavailable Code = "dependency_unavailable"
 	CodeNotReady              Code = "not_ready"
 	CodeInternal              Code = "internal"
@@ -47,6 +53,11 @@ var statusOf = map[Code]int{
 	CodeUnprocessable:         http.StatusUnprocessableEntity,
 	CodeUnknownUser:           http.StatusUnprocessableEntity,
 	CodeUnknownProduct:        http.StatusUnprocessableEntity,
+	CodeUnknownOrder:          http.StatusUnprocessableEntity,
+	CodeOrderAlreadyPaid:      http.StatusUnprocessableEntity,
+	CodeAmountMismatch:        http.StatusUnprocessableEntity,
+	CodeIdempotencyKeyReused:  http.StatusUnprocessableEntity,
+	CodeRequestInFlight:       http.StatusConflict,
 	CodeDependencyUnavailable: http.StatusServiceUnavailable,
 	CodeNotReady:              http.StatusServiceUnavailable,
 	CodeInternal:              http.StatusInternalServerError,
@@ -112,23 +123,58 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 // MaxBodyBytes bounds every request body the apps read.
 const MaxBodyBytes = 64 << 10
 
+// MaxJSONDepth bounds how deeply a request body may nest objects and arrays.
+// No request of the API nests past 2; the bound keeps a hostile body from
+// making the decoder recurse thousands of levels.
+const MaxJSONDepth = 16
+
 // Decode reads one JSON object from the request body into v, strictly: the
 // body must be at most MaxBodyBytes, must not name fields v does not have, and
 // must hold exactly one value. Its errors are *Error values fit for the client.
 func Decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return decodeError(err)
+	}
+	if depth := jsonDepth(body); depth > MaxJSONDepth {
+		return Errorf(CodeInvalidRequest, "request body nests deeper than %d levels", MaxJSONDepth)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
 	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return decodeError(err)
-		}
 		return Errorf(CodeInvalidRequest, "request body must hold a single JSON object")
 	}
 	return nil
+}
+
+// jsonDepth returns the deepest nesting of objects and arrays in data,
+// skipping string contents; it does not validate.
+func jsonDepth(data []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
 }
 
 func decodeError(err error) error {

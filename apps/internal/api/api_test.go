@@ -256,3 +256,28 @@ func TestValidID(t *testing.T) {
 		})
 	}
 }
+
+func TestDecodeRejectsDeepNesting(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		ok   bool
+	}{
+		{"flat", `{"name":"a"}`, true},
+		{"brackets inside a string do not count", `{"name":"` + strings.Repeat("[", 100) + `"}`, true},
+		{"escaped quote then brackets in a string", `{"name":"\"` + strings.Repeat("{", 100) + `"}`, true},
+		{"too deep", `{"name":` + strings.Repeat("[", api.MaxJSONDepth+1) + strings.Repeat("]", api.MaxJSONDepth+1) + `}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := decodeBody(t, tt.body)
+			if tt.ok {
+				assert.NoError(t, err)
+				return
+			}
+			e := requireAPIError(t, err)
+			assert.Equal(t, api.CodeInvalidRequest, e.Code)
+			assert.Contains(t, e.Message, "nests deeper")
+		})
+	}
+}
