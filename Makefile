@@ -19,7 +19,7 @@ E2E_FLAGS ?=
 
 export DAPR_RUNTIME_PATH
 
-.PHONY: all build toolchain daprd cli infra run test unit e2e lint clean
+.PHONY: all build toolchain daprd cli infra run test unit e2e lint clean bench images docker-test fuzz
 
 all: build
 
@@ -69,3 +69,9 @@ lint:
 
 clean:
 	rm -rf bin .run apps/*/.dapr
+
+## bench: measure sidecar overhead, order throughput, event latency and footprint; report in .bench/
+bench: daprd infra
+	@dapr/scripts/infra.sh rabbitmq
+	@echo "bench: about 4 minutes; the report goes to .bench/latest.md"
+	ORDERMESH_DAPRD=$(DAPRD) go test -count=1 -tags bench -run TestBench -timeout 20m -v ./apps/internal/bench/

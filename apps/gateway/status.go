@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -40,7 +41,9 @@ type AppStatus struct {
 	// Breaker is the worst state among CircuitBreakers: open, half-open or
 	// closed ("closed" too when no caller has called it yet).
 	Breaker string `json:"breaker"`
-	// CircuitBreakers maps a caller to the state of its breaker for this app.
+	// CircuitBreakers maps a caller to the state of its breaker for this app,
+	// as its sidecar reports it: the breaker (one per method path) of the
+	// caller's latest call to this app.
 	CircuitBreakers map[string]string `json:"circuit_breakers"`
 }
 
@@ -123,7 +126,18 @@ func (s *Status) readiness(ctx context.Context, appID string) AppStatus {
 }
 
 // breakerStates reads a sidecar's circuit breaker gauges: target app id ->
-// closed, half-open or open. The gauge is 0 closed, 1 half-open, 2 open.
+// closed, half-open or open.
+//
+// daprd 1.18 exports one series per target and state, the state in the
+// `status` label, with the value 1 for the current state and 0 for the others:
+//
+//	dapr_resiliency_cb_state{app_id="orders",flow_direction="outbound",name="ordermesh",namespace="",policy="circuitbreaker",status="open",target="app_users"} 1
+//
+// The target names the app, not the method path, although Dapr keeps one
+// breaker per method path: the series are written as a call starts, with the
+// state of that call's breaker, so they show the breaker of the latest call to
+// the app. Where several series say 1 for one app (several Resiliency
+// resources), the worst state wins.
 func (s *Status) breakerStates(ctx context.Context, url string) (map[string]string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -137,8 +151,14 @@ func (s *Status) breakerStates(ctx context.Context, url string) (map[string]stri
 	if res.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("metrics answered %d", res.StatusCode)
 	}
+	return parseBreakerStates(res.Body)
+}
+
+// parseBreakerStates reads the dapr_resiliency_cb_state series of a
+// Prometheus text exposition; see breakerStates.
+func parseBreakerStates(r io.Reader) (map[string]string, error) {
 	states := map[string]string{}
-	sc := bufio.NewScanner(res.Body)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
@@ -146,20 +166,16 @@ func (s *Status) breakerStates(ctx context.Context, url string) (map[string]stri
 			continue
 		}
 		labels, value, ok := splitSample(line)
-		if !ok || labels["flow_direction"] != "outbound" {
+		if !ok || value != 1 || labels["flow_direction"] != "outbound" || labels["policy"] != "circuitbreaker" {
 			continue
 		}
 		target, isApp := strings.CutPrefix(labels["target"], "app_")
-		if !isApp {
+		state := labels["status"]
+		if _, known := rank[state]; !isApp || !known {
 			continue
 		}
-		switch value {
-		case 0:
-			states[target] = "closed"
-		case 1:
-			states[target] = "half-open"
-		case 2:
-			states[target] = "open"
+		if prev, seen := states[target]; !seen || rank[state] > rank[prev] {
+			states[target] = state
 		}
 	}
 	return states, sc.Err()

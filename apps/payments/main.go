@@ -1,11 +1,16 @@
 // Command payments takes payments for orders, idempotently: a client retry
-// with the same Idempotency-Key never pays twice.
+// with the same Idempotency-Key never pays twice, and an order is paid at most
+// once. It checks orders through the orders app, keeps its data in
+// `statestore` and announces payments on the `payments` topic of
+// `orderpubsub`.
 package main
 
 import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/ordermesh/ordermesh/apps/internal/config"
 	"github.com/ordermesh/ordermesh/apps/internal/health"
@@ -21,6 +26,12 @@ func run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	storeName := config.StringVar(getenv, "STATE_STORE", "statestore")
+	pubsubName := config.StringVar(getenv, "PUBSUB", "orderpubsub")
+	staleAfter, err := config.DurationVar(getenv, "PAYMENT_STALE_AFTER", 10*time.Second)
+	if err != nil {
+		return err
+	}
+	peers := config.LoadPeers(getenv)
 	log := server.NewLogger(cfg.AppID)
 
 	client, err := sidecar.Connect(cfg.DaprGRPCAddress())
@@ -30,13 +41,21 @@ func run(ctx context.Context, getenv func(string) string) error {
 	defer client.Close()
 	store := sidecar.NewStore(client, storeName)
 	httpClient := sidecar.NewHTTPClient(30 * time.Second)
+	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), httpClient)
 
+	cashier := NewCashier(
+		statePayments{store},
+		ordersService{invoker: invoker, appID: peers.Orders},
+		brokerEvents{client: client, pubsub: pubsubName, topic: "payments"},
+		func() time.Time { return time.Now().UTC() },
+		uuid.NewString,
+	)
+	cashier.staleAfter = staleAfter
 	ready := health.Ready(
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},
 		health.Check{Name: storeName, Probe: store.Ping},
 	)
-	r := server.NewRouter(ready)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.Handler(log, r), cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, cashier, ready), cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("payments: %w", err)
 	}
 	return nil

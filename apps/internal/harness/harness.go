@@ -64,6 +64,10 @@ type Options struct {
 	// server, so a test can take the server away (System.Postgres, .Redis).
 	ProxyPostgres bool
 	ProxyRedis    bool
+	// CountApps puts a Counter between each of these apps (by plain name)
+	// and its own sidecar, so a test can count the requests that reach the
+	// app and take it off the network (App.Counter).
+	CountApps []string
 }
 
 // System is a running ordermesh.
@@ -149,6 +153,13 @@ func Prepare(t testing.TB, opts Options) *System {
 	for i, name := range Apps {
 		a := s.apps[name]
 		a.AppPort, a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort = ports[i*5], ports[i*5+1], ports[i*5+2], ports[i*5+3], ports[i*5+4]
+	}
+	for _, name := range opts.CountApps {
+		a, ok := s.apps[name]
+		if !ok {
+			t.Fatalf("harness: CountApps: no app %q", name)
+		}
+		a.counter = NewCounter(t, "127.0.0.1:"+strconv.Itoa(a.AppPort))
 	}
 	if err := s.writeResources(); err != nil {
 		t.Fatalf("harness: write resources: %v", err)
@@ -240,6 +251,7 @@ type App struct {
 	MetricsPort      int
 	sys              *System
 	app, daprd       *Proc
+	counter          *Counter
 }
 
 // URL is the app's own HTTP address, bypassing its sidecar.
@@ -253,6 +265,18 @@ func (a *App) MetricsURL() string {
 	return "http://127.0.0.1:" + strconv.Itoa(a.MetricsPort) + "/metrics"
 }
 
+// Counter is the Counter between the app and its sidecar, or nil when the
+// system's Options.CountApps does not name the app.
+func (a *App) Counter() *Counter { return a.counter }
+
+// sidecarAppPort is where the sidecar reaches the app: its Counter, if any.
+func (a *App) sidecarAppPort() int {
+	if a.counter != nil {
+		return a.counter.Port()
+	}
+	return a.AppPort
+}
+
 // AppProc and SidecarProc are the current processes.
 func (a *App) AppProc() *Proc     { return a.app }
 func (a *App) SidecarProc() *Proc { return a.daprd }
@@ -262,7 +286,7 @@ func (a *App) StartSidecar() {
 	s := a.sys
 	args := []string{
 		"--app-id", a.ID,
-		"--app-port", strconv.Itoa(a.AppPort),
+		"--app-port", strconv.Itoa(a.sidecarAppPort()),
 		"--app-protocol", "http",
 		"--dapr-http-port", strconv.Itoa(a.HTTPPort),
 		"--dapr-grpc-port", strconv.Itoa(a.GRPCPort),

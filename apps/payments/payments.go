@@ -1,0 +1,469 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ordermesh/ordermesh/apps/internal/api"
+)
+
+// StatusCompleted is the status of every stored payment: a payment is only
+// stored once its order has been checked, and it is never undone.
+const StatusCompleted = "completed"
+
+// Payment is money taken for one order.
+type Payment struct {
+	ID          string    `json:"id"`
+	OrderID     string    `json:"order_id"`
+	AmountCents int64     `json:"amount_cents"`
+	Status      string    `json:"status"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// sameAs reports whether p and q are one payment, whatever the JSON round
+// trip did to the time's representation.
+func (p Payment) sameAs(q Payment) bool {
+	return p.ID == q.ID && p.OrderID == q.OrderID && p.AmountCents == q.AmountCents &&
+		p.Status == q.Status && p.CreatedAt.Equal(q.CreatedAt)
+}
+
+// PaymentRequest is what a client sends to pay an order. The pointer tells a
+// missing amount from a zero one.
+type PaymentRequest struct {
+	OrderID     string `json:"order_id"`
+	AmountCents *int64 `json:"amount_cents"`
+}
+
+func (r PaymentRequest) validate() error {
+	switch {
+	case r.OrderID == "":
+		return api.Errorf(api.CodeInvalidRequest, "order_id is required")
+	case !api.ValidID(r.OrderID):
+		return api.Errorf(api.CodeInvalidRequest, "order_id must be 1 to 64 letters, digits, '-' or '_'")
+	case r.AmountCents == nil:
+		return api.Errorf(api.CodeInvalidRequest, "amount_cents is required")
+	case *r.AmountCents <= 0:
+		return api.Errorf(api.CodeInvalidRequest, "amount_cents must be a positive number of cents")
+	}
+	return nil
+}
+
+// fingerprint identifies what a request asks for, so that a retry with the
+// same Idempotency-Key can be told apart from another request reusing it.
+func (r PaymentRequest) fingerprint() string {
+	sum := sha256.Sum256([]byte(r.OrderID + "\x00" + strconv.FormatInt(*r.AmountCents, 10)))
+	return hex.EncodeToString(sum[:])
+}
+
+// maxIdempotencyKeyLen bounds the Idempotency-Key header.
+const maxIdempotencyKeyLen = 128
+
+// validateIdempotencyKey accepts 1 to 128 printable ASCII characters without
+// spaces (0x21 to 0x7E): enough for a UUID or any token a client generates,
+// and nothing that could be read two ways.
+func validateIdempotencyKey(key string) error {
+	switch {
+	case key == "":
+		return api.Errorf(api.CodeInvalidRequest, "the Idempotency-Key header is required")
+	case len(key) > maxIdempotencyKeyLen:
+		return api.Errorf(api.CodeInvalidRequest, "the Idempotency-Key header is longer than %d characters", maxIdempotencyKeyLen)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7E {
+			return api.Errorf(api.CodeInvalidRequest, "the Idempotency-Key header must hold only printable ASCII characters without spaces")
+		}
+	}
+	return nil
+}
+
+// hashKey is how an Idempotency-Key is known to the store: the client's key
+// is never stored, and its hash is safe in a state key whatever it holds.
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// States of a KeyRecord.
+const (
+	keyPending   = "pending"
+	keyCompleted = "completed"
+)
+
+// KeyRecord is what an Idempotency-Key has led to. It is claimed pending,
+// with the payment it will create already named, before anything else
+// happens; it turns completed once that payment is stored and announced.
+type KeyRecord struct {
+	Fingerprint string `json:"fingerprint"`
+	Status      string `json:"status"`
+	// Payment is the payment this key creates. Every attempt that works on
+	// the key creates this one, with this id, and no other.
+	Payment Payment `json:"payment"`
+	// TouchedAt is when an attempt last started working on the key; a
+	// pending record untouched for longer than Cashier.staleAfter is
+	// abandoned, and the next request with the key resumes it.
+	TouchedAt time.Time `json:"touched_at"`
+}
+
+// Errors a PaymentStore and an OrderDirectory report.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrUnknownOrder = errors.New("unknown order")
+)
+
+// PaymentStore keeps idempotency keys (by their hash), order claims and
+// payments. The claims and the payment are insert-only: of two concurrent
+// inserts of one key, one fails with ErrConflict. UpdateKey and DeleteKey
+// fail with ErrConflict when the record no longer has etag ("" deletes any
+// version). Reads answer ErrNotFound for a missing key.
+type PaymentStore interface {
+	ClaimKey(ctx context.Context, keyHash string, rec KeyRecord, ttl time.Duration) error
+	Key(ctx context.Context, keyHash string) (KeyRecord, string, error)
+	UpdateKey(ctx context.Context, keyHash string, rec KeyRecord, etag string) error
+	DeleteKey(ctx context.Context, keyHash, etag string) error
+
+	// ClaimOrder records paymentID as the one payment of an order.
+	ClaimOrder(ctx context.Context, orderID, paymentID string) error
+	// OrderPayment returns the id of the payment that claimed an order.
+	OrderPayment(ctx context.Context, orderID string) (string, error)
+
+	InsertPayment(ctx context.Context, p Payment) error
+	Payment(ctx context.Context, id string) (Payment, error)
+}
+
+// Order statuses payments cares about.
+const orderPaid = "paid"
+
+// Order is what payments needs to know of an order.
+type Order struct {
+	ID         string `json:"id"`
+	UserID     string `json:"user_id"`
+	ProductID  string `json:"product_id"`
+	Quantity   int64  `json:"quantity"`
+	TotalCents int64  `json:"total_cents"`
+	Status     string `json:"status"`
+}
+
+// OrderDirectory looks orders up (ErrUnknownOrder if there is none).
+type OrderDirectory interface {
+	Order(ctx context.Context, id string) (Order, error)
+}
+
+// Events announces payments to the rest of the shop. Announcing one payment
+// twice must be recognisable as one event: consumers dedupe by it.
+type Events interface {
+	PaymentCompleted(ctx context.Context, p Payment) error
+}
+
+// EventPaymentCompleted is the type of the event on the payments topic.
+const EventPaymentCompleted = "payment_completed"
+
+// Event is the payload of a payment event. OccurredAt is the payment's
+// creation time, so a re-published event carries the same payload.
+type Event struct {
+	Type        string    `json:"type"`
+	PaymentID   string    `json:"payment_id"`
+	OrderID     string    `json:"order_id"`
+	AmountCents int64     `json:"amount_cents"`
+	OccurredAt  time.Time `json:"occurred_at"`
+}
+
+func completedEvent(p Payment) Event {
+	return Event{Type: EventPaymentCompleted, PaymentID: p.ID, OrderID: p.OrderID, AmountCents: p.AmountCents, OccurredAt: p.CreatedAt}
+}
+
+// Cashier takes payments, at most one per Idempotency-Key and one per order.
+type Cashier struct {
+	store  PaymentStore
+	orders OrderDirectory
+	events Events
+	now    func() time.Time
+	newID  func() string
+
+	// keyTTL is how long the store keeps an idempotency key: a client
+	// retrying later than that pays again (if the order still lets it).
+	keyTTL time.Duration
+	// staleAfter is how long a pending key may go untouched before a request
+	// with the same key and body takes it over and resumes it. It must be
+	// longer than one attempt normally takes, or two attempts would work on
+	// one key at once (harmless, as every step is idempotent, but wasted).
+	staleAfter time.Duration
+	// pollEvery and pollFor bound how a request waits for another one with
+	// its key to finish.
+	pollEvery time.Duration
+	pollFor   time.Duration
+}
+
+// NewCashier returns a Cashier with the production timings.
+func NewCashier(store PaymentStore, orders OrderDirectory, events Events, now func() time.Time, newID func() string) *Cashier {
+	return &Cashier{
+		store:      store,
+		orders:     orders,
+		events:     events,
+		now:        now,
+		newID:      newID,
+		keyTTL:     24 * time.Hour,
+		staleAfter: 10 * time.Second,
+		pollEvery:  20 * time.Millisecond,
+		pollFor:    3 * time.Second,
+	}
+}
+
+// maxClaims bounds how often one request tries to claim its key: a claim is
+// retried only when the record it lost to was removed meanwhile (the other
+// request was refused), so the next claim normally wins.
+const maxClaims = 3
+
+// Pay takes the payment a request asks for under an Idempotency-Key.
+// replayed is true when the key had already produced the payment: the same
+// payment is answered and nothing happens again.
+//
+// The key is claimed insert-only before anything else, so of any number of
+// concurrent requests with one key exactly one goes on. The others read the
+// claim. Another body: idempotency_key_reused. Completed: a replay. Still
+// pending: they wait for it, polling every pollEvery for up to pollFor, since
+// the first request normally finishes within milliseconds and a replay is the
+// answer the client wants; after that they answer request_in_flight (409),
+// so the client retries later instead of holding a connection open, and they
+// never start a second payment. A pending claim untouched for staleAfter (its
+// request died or failed half-way) is taken over by the next request with
+// that key and body, which resumes it.
+func (c *Cashier) Pay(ctx context.Context, key string, req PaymentRequest) (Payment, bool, error) {
+	if err := validateIdempotencyKey(key); err != nil {
+		return Payment{}, false, err
+	}
+	if err := req.validate(); err != nil {
+		return Payment{}, false, err
+	}
+	keyHash, fp := hashKey(key), req.fingerprint()
+	giveUp := time.NewTimer(c.pollFor)
+	defer giveUp.Stop()
+	for range maxClaims {
+		now := c.now()
+		rec := KeyRecord{
+			Fingerprint: fp,
+			Status:      keyPending,
+			Payment:     Payment{ID: c.newID(), OrderID: req.OrderID, AmountCents: *req.AmountCents, Status: StatusCompleted, CreatedAt: now},
+			TouchedAt:   now,
+		}
+		err := c.store.ClaimKey(ctx, keyHash, rec, c.keyTTL)
+		if err == nil {
+			p, err := c.settle(ctx, keyHash, rec.Payment, false)
+			return p, false, err
+		}
+		if !errors.Is(err, ErrConflict) {
+			return Payment{}, false, err
+		}
+		p, replayed, err := c.follow(ctx, keyHash, fp, giveUp.C)
+		if !errors.Is(err, errKeyReleased) {
+			return p, replayed, err
+		}
+	}
+	return Payment{}, false, inFlight()
+}
+
+// errKeyReleased tells Pay that the claim it lost was removed: the request
+// holding it was refused, and this one may claim the key itself.
+var errKeyReleased = errors.New("idempotency key released")
+
+func inFlight() error {
+	return api.Errorf(api.CodeRequestInFlight, "a request with this Idempotency-Key is still being processed; retry later")
+}
+
+// follow answers a request whose key another request has claimed: from the
+// claim once it is completed, by resuming it once it is stale.
+func (c *Cashier) follow(ctx context.Context, keyHash, fp string, giveUp <-chan time.Time) (Payment, bool, error) {
+	for {
+		rec, etag, err := c.store.Key(ctx, keyHash)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return Payment{}, false, errKeyReleased
+		case err != nil:
+			return Payment{}, false, err
+		case rec.Fingerprint != fp:
+			return Payment{}, false, api.Errorf(api.CodeIdempotencyKeyReused, "this Idempotency-Key was already used for another payment request")
+		case rec.Status == keyCompleted:
+			p, err := c.store.Payment(ctx, rec.Payment.ID)
+			if err != nil {
+				return Payment{}, false, fmt.Errorf("replay payment %s: %w", rec.Payment.ID, err)
+			}
+			return p, true, nil
+		case c.now().Sub(rec.TouchedAt) >= c.staleAfter:
+			// Touching the record with its ETag makes this request the one
+			// that resumes it; a concurrent one loses and reads again.
+			rec.TouchedAt = c.now()
+			err := c.store.UpdateKey(ctx, keyHash, rec, etag)
+			if err == nil {
+				p, err := c.settle(ctx, keyHash, rec.Payment, true)
+				return p, false, err
+			}
+			if !errors.Is(err, ErrConflict) {
+				return Payment{}, false, err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return Payment{}, false, ctx.Err()
+		case <-giveUp:
+			return Payment{}, false, inFlight()
+		case <-time.After(c.pollEvery):
+		}
+	}
+}
+
+// settle carries the payment of a claimed key through: check the order,
+// claim it, store the payment, announce it, complete the key. A refusal gives
+// the key back, so nothing is left of a payment that could not be. Any other
+// failure leaves the key pending, naming its payment, for a later request to
+// resume: every step below can be done twice with the same outcome.
+func (c *Cashier) settle(ctx context.Context, keyHash string, p Payment, resumed bool) (Payment, error) {
+	ours := false
+	if resumed {
+		// An order claimed by this payment was checked before it was
+		// claimed; it may even be paid by now, by this very payment.
+		holder, err := c.store.OrderPayment(ctx, p.OrderID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return Payment{}, err
+		}
+		ours = err == nil && holder == p.ID
+	}
+	if !ours {
+		if err := c.checkOrder(ctx, p); err != nil {
+			return Payment{}, c.release(ctx, keyHash, p.ID, err)
+		}
+		if err := c.claimOrder(ctx, keyHash, p); err != nil {
+			return Payment{}, err
+		}
+	}
+	if err := c.store.InsertPayment(ctx, p); err != nil {
+		if !errors.Is(err, ErrConflict) {
+			return Payment{}, err
+		}
+		stored, getErr := c.store.Payment(ctx, p.ID)
+		if getErr != nil {
+			return Payment{}, errors.Join(err, getErr)
+		}
+		if !stored.sameAs(p) {
+			return Payment{}, fmt.Errorf("payment %s is stored with other contents: %+v", p.ID, stored)
+		}
+	}
+	if err := c.events.PaymentCompleted(ctx, p); err != nil {
+		return Payment{}, fmt.Errorf("announce payment %s: %w", p.ID, err)
+	}
+	if err := c.complete(ctx, keyHash, p.ID); err != nil {
+		return Payment{}, err
+	}
+	return p, nil
+}
+
+// checkOrder refuses a payment whose order does not exist, is paid already
+// or costs another amount.
+func (c *Cashier) checkOrder(ctx context.Context, p Payment) error {
+	o, err := c.orders.Order(ctx, p.OrderID)
+	var refusal *api.Error
+	switch {
+	case errors.Is(err, ErrUnknownOrder):
+		return api.Errorf(api.CodeUnknownOrder, "order %s does not exist", p.OrderID)
+	case errors.As(err, &refusal):
+		return refusal
+	case err != nil:
+		return fmt.Errorf("check order %s: %w", p.OrderID, err)
+	case o.Status == orderPaid:
+		return api.Errorf(api.CodeOrderAlreadyPaid, "order %s is already paid", p.OrderID)
+	case o.TotalCents != p.AmountCents:
+		return api.Errorf(api.CodeAmountMismatch, "order %s costs %d cents, not %d", p.OrderID, o.TotalCents, p.AmountCents)
+	}
+	return nil
+}
+
+// claimOrder makes p the order's one payment. Two requests with different
+// keys for one order both pass checkOrder while the order is unpaid; the
+// insert-only claim lets one of them through.
+func (c *Cashier) claimOrder(ctx context.Context, keyHash string, p Payment) error {
+	err := c.store.ClaimOrder(ctx, p.OrderID, p.ID)
+	if !errors.Is(err, ErrConflict) {
+		return err
+	}
+	holder, getErr := c.store.OrderPayment(ctx, p.OrderID)
+	switch {
+	case getErr != nil:
+		return errors.Join(err, getErr)
+	case holder == p.ID:
+		return nil
+	}
+	refusal := api.Errorf(api.CodeOrderAlreadyPaid, "order %s is already paid or being paid", p.OrderID)
+	return c.release(ctx, keyHash, p.ID, refusal)
+}
+
+// release gives back the key claimed for payment paymentID when the payment
+// cannot be made (a refusal, or the order could not be checked), so that
+// nothing is stored and the client may use the key again, with a corrected
+// request if it was refused. cause is what it answers then. If the key cannot
+// be given back, the client is told the service failed rather than refused:
+// it must retry the same request.
+func (c *Cashier) release(ctx context.Context, keyHash, paymentID string, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	rec, etag, err := c.store.Key(ctx, keyHash)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return cause
+	case err == nil && (rec.Payment.ID != paymentID || rec.Status != keyPending):
+		return cause
+	case err == nil:
+		err = c.store.DeleteKey(ctx, keyHash, etag)
+		if errors.Is(err, ErrConflict) {
+			// Another request took the key over meanwhile; it meets the
+			// same answer and gives the key back itself.
+			return cause
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%v, and giving the idempotency key back failed: %w", cause, err)
+	}
+	return cause
+}
+
+// maxCompletes bounds the attempts to mark a key completed while another
+// request touches it.
+const maxCompletes = 3
+
+// complete marks the key of payment paymentID completed. Completing a
+// completed key does nothing.
+func (c *Cashier) complete(ctx context.Context, keyHash, paymentID string) error {
+	for range maxCompletes {
+		rec, etag, err := c.store.Key(ctx, keyHash)
+		if err != nil {
+			return fmt.Errorf("complete payment %s: %w", paymentID, err)
+		}
+		if rec.Payment.ID != paymentID {
+			return fmt.Errorf("complete payment %s: the idempotency key names payment %s", paymentID, rec.Payment.ID)
+		}
+		if rec.Status == keyCompleted {
+			return nil
+		}
+		rec.Status, rec.TouchedAt = keyCompleted, c.now()
+		err = c.store.UpdateKey(ctx, keyHash, rec, etag)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return inFlight()
+}
+
+// Payment returns one payment.
+func (c *Cashier) Payment(ctx context.Context, id string) (Payment, error) {
+	if !api.ValidID(id) {
+		return Payment{}, api.Errorf(api.CodeNotFound, "payment %q not found", id)
+	}
+	p, err := c.store.Payment(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Payment{}, api.Errorf(api.CodeNotFound, "payment %q not found", id)
+	}
+	return p, err
+}
