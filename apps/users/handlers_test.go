@@ -86,7 +86,7 @@ func TestRegisterHandlerRejects(t *testing.T) {
 		{"missing name", `{"email":"ada@example.com"}`, http.StatusBadRequest, api.CodeInvalidRequest},
 		{"malformed email", `{"name":"Ada","email":"ada"}`, http.StatusBadRequest, api.CodeInvalidRequest},
 		{"two objects", `{"name":"Ada","email":"ada@example.com"}{}`, http.StatusBadRequest, api.CodeInvalidRequest},
-		{"body too large", `{"name":"` + strings.Repeat("a", api.MaxBodyBytes) + `","email":"ada@example.com"}`, api.CodeBodyTooLarge.Status(), api.CodeBodyTooLarge}, // 413: see api.TestDecodeTooLargeIs413
+		{"body too large", `{"name":"` + strings.Repeat("a", api.MaxBodyBytes) + `","email":"ada@example.com"}`, api.CodeBodyTooLarge.Status(), api.CodeBodyTooLarge}, // 400: see api.TestDecodeTooLargeIs400
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,7 +19,7 @@ const breakerScale = 100
 // numbers and showing where Dapr differs (it closes after maxRequests good
 // probes, not after the first).
 func TestBreakerWalksTheTutorialScenarios(t *testing.T) {
-	res := scaledSpec(t, breakerScale)
+	res := scaledSpec(t, services, breakerScale)
 	for _, tc := range tutorialBreakers {
 		t.Run(tc.policy, func(t *testing.T) {
 			t.Parallel()

@@ -48,18 +48,54 @@ func quietLogger() logger.Logger {
 	return l
 }
 
-// loadSpec loads resiliency.yaml strictly.
-func loadSpec(t *testing.T) *v1alpha1.Resiliency {
+// The documents of resiliency.yaml, by metadata.name.
+const (
+	// services is the services' sidecars' document, with the breakers.
+	services = "ordermesh"
+	// edge is the gateway's sidecar's document, without breakers.
+	edge = "ordermesh-edge"
+)
+
+// documents are the names of resiliency.yaml's documents, in file order.
+var documents = []string{services, edge}
+
+// loadSpecs loads every document of resiliency.yaml strictly and requires
+// that they are the expected ones, in order.
+func loadSpecs(t *testing.T) []*v1alpha1.Resiliency {
 	t.Helper()
-	res, err := Load(resiliencyFile)
+	docs, err := Load(resiliencyFile)
 	require.NoError(t, err)
-	return res
+	var names []string
+	for _, d := range docs {
+		names = append(names, d.Name)
+	}
+	require.Equal(t, documents, names, "the documents of %s", resiliencyFile)
+	return docs
 }
 
-// scaledSpec loads resiliency.yaml with every duration divided by factor.
-func scaledSpec(t *testing.T, factor int) *v1alpha1.Resiliency {
+// loadSpec loads the document of resiliency.yaml called name.
+func loadSpec(t *testing.T, name string) *v1alpha1.Resiliency {
 	t.Helper()
-	res, err := Scaled(loadSpec(t), factor)
+	return byName(t, loadSpecs(t), name)
+}
+
+// byName picks the document called name.
+func byName(t *testing.T, docs []*v1alpha1.Resiliency, name string) *v1alpha1.Resiliency {
+	t.Helper()
+	for _, d := range docs {
+		if d.Name == name {
+			return d
+		}
+	}
+	t.Fatalf("no Resiliency document %q", name)
+	return nil
+}
+
+// scaledSpec loads the document called name with every duration divided by
+// factor.
+func scaledSpec(t *testing.T, name string, factor int) *v1alpha1.Resiliency {
+	t.Helper()
+	res, err := Scaled(loadSpec(t, name), factor)
 	require.NoError(t, err)
 	return res
 }

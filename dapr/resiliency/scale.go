@@ -3,9 +3,15 @@
 // copy of that file which the end-to-end chaos test gives its sidecars, so an
 // outage that opens a 30 s breaker can be watched in a fraction of a second
 // with the file's own thresholds, probe counts and retry counts.
+//
+// resiliency.yaml holds several Resiliency documents separated by `---`
+// lines (one per group of sidecars, told apart by their scopes); every
+// function here handles all of them.
 package resiliency
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -23,37 +29,88 @@ const (
 	apiVersion = "dapr.io/v1alpha1"
 )
 
-// Load reads the Resiliency resource at path strictly; see Parse.
-func Load(path string) (*v1alpha1.Resiliency, error) {
+// Load reads every Resiliency document of the file at path strictly; see
+// Parse.
+func Load(path string) ([]*v1alpha1.Resiliency, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("load resiliency: %w", err)
 	}
-	res, err := Parse(data)
+	docs, err := Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("load resiliency %s: %w", path, err)
 	}
-	return res, nil
+	return docs, nil
 }
 
-// Parse decodes a Resiliency resource into Dapr's own type, strictly: an
-// unknown or misspelt field is an error. daprd decodes leniently and would
-// silently drop such a field, leaving the policy at Dapr's default.
-func Parse(data []byte) (*v1alpha1.Resiliency, error) {
-	var res v1alpha1.Resiliency
-	if err := yaml.UnmarshalStrict(data, &res); err != nil {
-		return nil, err
+// Parse decodes every document of a YAML stream into Dapr's Resiliency type,
+// in file order, strictly: an unknown or misspelt field is an error, and so
+// is a document of another kind, one without a name, two documents with one
+// name, or a stream with no document. daprd decodes leniently: it would
+// silently drop a misspelt field (leaving that policy at Dapr's default) and
+// silently skip a document whose kind is misspelt. Documents that hold only
+// comments are skipped.
+//
+// Documents are split where daprd's resource loader splits them: at every
+// line that starts with "---".
+func Parse(data []byte) ([]*v1alpha1.Resiliency, error) {
+	var docs []*v1alpha1.Resiliency
+	names := map[string]int{}
+	for i, doc := range splitDocuments(data) {
+		var probe map[string]any
+		if err := yaml.Unmarshal(doc, &probe); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		if len(probe) == 0 {
+			continue // comments only
+		}
+		var res v1alpha1.Resiliency
+		if err := yaml.UnmarshalStrict(doc, &res); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		if res.TypeMeta.Kind != kind || res.TypeMeta.APIVersion != apiVersion {
+			return nil, fmt.Errorf("document %d: want kind %s, apiVersion %s; got %q, %q", i+1, kind, apiVersion, res.TypeMeta.Kind, res.TypeMeta.APIVersion)
+		}
+		if res.Name == "" {
+			return nil, fmt.Errorf("document %d: no metadata.name", i+1)
+		}
+		if first, dup := names[res.Name]; dup {
+			return nil, fmt.Errorf("document %d: name %q is already document %d's", i+1, res.Name, first)
+		}
+		names[res.Name] = i + 1
+		docs = append(docs, &res)
 	}
-	if res.TypeMeta.Kind != kind || res.TypeMeta.APIVersion != apiVersion {
-		return nil, fmt.Errorf("want kind %s, apiVersion %s; got %q, %q", kind, apiVersion, res.TypeMeta.Kind, res.TypeMeta.APIVersion)
+	if len(docs) == 0 {
+		return nil, errors.New("no Resiliency document")
 	}
-	return &res, nil
+	return docs, nil
 }
 
-// Scaled returns a copy of res with every duration divided by factor and
-// nothing else changed. The durations are the policies' timeouts, the
-// retries' duration and maxInterval, and the circuit breakers' timeout and
-// interval. A duration that would become zero is an error: Dapr reads a zero
+// splitDocuments cuts a YAML stream at the lines that start with "---", as
+// daprd's resource loader does (pkg/internal/loader/disk splitYamlDoc).
+func splitDocuments(data []byte) [][]byte {
+	var docs [][]byte
+	var cur bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), len(data)+1)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if bytes.HasPrefix(line, []byte("---")) {
+			docs = append(docs, bytes.Clone(cur.Bytes()))
+			cur.Reset()
+			continue
+		}
+		cur.Write(line)
+		cur.WriteByte('\n')
+	}
+	return append(docs, cur.Bytes())
+}
+
+// Scaled returns a copy of one Resiliency document with every duration
+// divided by factor and nothing else changed. The durations are the
+// policies' timeouts, the retries' duration and maxInterval, and the circuit
+// breakers' timeout and interval: the same fields the harness's
+// ScaleResiliency scales. A duration that would become zero is an error: Dapr reads a zero
 // breaker timeout as its 60 s default and a zero timeout as none.
 func Scaled(res *v1alpha1.Resiliency, factor int) (*v1alpha1.Resiliency, error) {
 	if factor < 1 {
@@ -104,23 +161,48 @@ func Scaled(res *v1alpha1.Resiliency, factor int) (*v1alpha1.Resiliency, error) 
 	return out, nil
 }
 
-// WriteScaled writes to dstPath the Scaled copy of the Resiliency resource at
-// srcPath, for sidecars that must live through a test's outage in seconds.
+// ScaledAll returns Scaled copies of every document, in order.
+func ScaledAll(docs []*v1alpha1.Resiliency, factor int) ([]*v1alpha1.Resiliency, error) {
+	out := make([]*v1alpha1.Resiliency, 0, len(docs))
+	for _, res := range docs {
+		scaled, err := Scaled(res, factor)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", res.Name, err)
+		}
+		out = append(out, scaled)
+	}
+	return out, nil
+}
+
+// WriteScaled writes to dstPath the Scaled copy of every Resiliency document
+// of the file at srcPath, in order and separated by `---` lines, for sidecars
+// that must live through a test's outage in seconds.
+//
+// The end-to-end harness of the root module (apps/internal/harness,
+// ScaleResiliency), which may not import Dapr, scales the same fields by the
+// same rule on the generic YAML: change both together.
 func WriteScaled(srcPath, dstPath string, factor int) error {
-	res, err := Load(srcPath)
+	docs, err := Load(srcPath)
 	if err != nil {
 		return err
 	}
-	scaled, err := Scaled(res, factor)
+	scaled, err := ScaledAll(docs, factor)
 	if err != nil {
 		return err
 	}
-	body, err := yaml.Marshal(scaled)
-	if err != nil {
-		return fmt.Errorf("write scaled resiliency: %w", err)
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "# Generated by WriteScaled from %s: every duration divided by %d.\n", srcPath, factor)
+	for i, res := range scaled {
+		body, err := yaml.Marshal(res)
+		if err != nil {
+			return fmt.Errorf("write scaled resiliency: %w", err)
+		}
+		if i > 0 {
+			out.WriteString("---\n")
+		}
+		out.Write(body)
 	}
-	header := fmt.Sprintf("# Generated by WriteScaled from %s: every duration divided by %d.\n", srcPath, factor)
-	if err := os.WriteFile(dstPath, append([]byte(header), body...), 0o644); err != nil {
+	if err := os.WriteFile(dstPath, out.Bytes(), 0o644); err != nil {
 		return fmt.Errorf("write scaled resiliency: %w", err)
 	}
 	return nil

@@ -3,8 +3,10 @@ package resiliency
 import (
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,30 +15,39 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// TestScaledChangesOnlyDurations scales every document and compares it with
+// the original leaf by leaf. The fields are found by their position in the
+// resource (durationPath), independently of how Scaled finds them; they are
+// the fields the harness's ScaleResiliency scales for the end-to-end tests.
 func TestScaledChangesOnlyDurations(t *testing.T) {
+	// Durations per document: services 4 timeouts, 3 retry durations and 2
+	// breaker timeouts; edge 2 timeouts and 1 retry duration.
+	wantDurations := map[string]int{services: 9, edge: 3}
 	for _, factor := range []int{1, 10, 1000} {
 		t.Run(fmt.Sprintf("factor %d", factor), func(t *testing.T) {
-			orig := loadSpec(t)
-			scaled, err := Scaled(orig, factor)
+			origs := loadSpecs(t)
+			scaled, err := ScaledAll(origs, factor)
 			require.NoError(t, err)
+			require.Len(t, scaled, len(origs))
 
-			before, after := leaves(t, orig), leaves(t, scaled)
-			require.ElementsMatch(t, slices.Collect(maps.Keys(before)), slices.Collect(maps.Keys(after)), "fields added or removed")
-			durations := 0
-			for path, v := range before {
-				if !durationPath.MatchString(path) {
-					assert.Equal(t, v, after[path], path)
-					continue
+			for i, orig := range origs {
+				before, after := leaves(t, orig), leaves(t, scaled[i])
+				require.ElementsMatch(t, slices.Collect(maps.Keys(before)), slices.Collect(maps.Keys(after)), "%s: fields added or removed", orig.Name)
+				durations := 0
+				for path, v := range before {
+					if !durationPath.MatchString(path) {
+						assert.Equal(t, v, after[path], "%s: %s", orig.Name, path)
+						continue
+					}
+					durations++
+					want := daprDuration(t, v.(string)) / time.Duration(factor)
+					assert.Equal(t, want, daprDuration(t, after[path].(string)), "%s: %s", orig.Name, path)
 				}
-				durations++
-				want := daprDuration(t, v.(string)) / time.Duration(factor)
-				assert.Equal(t, want, daprDuration(t, after[path].(string)), path)
+				assert.Equal(t, wantDurations[orig.Name], durations, orig.Name)
 			}
-			// 5 timeouts, 3 retry durations, 2 breaker timeouts.
-			assert.Equal(t, 10, durations)
 
-			// The original is left as it was.
-			assert.Equal(t, loadSpec(t), orig)
+			// The originals are left as they were.
+			assert.Equal(t, loadSpecs(t), origs)
 		})
 	}
 }
@@ -44,21 +55,26 @@ func TestScaledChangesOnlyDurations(t *testing.T) {
 func TestScaledRefuses(t *testing.T) {
 	tests := []struct {
 		name   string
+		doc    string
 		edit   func(res *v1alpha1.Resiliency)
 		factor int
 	}{
-		{name: "factor zero", factor: 0},
-		{name: "negative factor", factor: -10},
-		{name: "a duration scaled to zero", factor: int(time.Hour)},
-		{name: "a duration that is not one", factor: 10, edit: func(res *v1alpha1.Resiliency) { res.Spec.Policies.Timeouts["invoke"] = "soon" }},
+		{name: "factor zero", doc: services, factor: 0},
+		{name: "negative factor", doc: edge, factor: -10},
+		{name: "a duration scaled to zero", doc: services, factor: int(time.Hour)},
+		{name: "an edge duration scaled to zero", doc: edge, factor: int(time.Hour)},
+		{name: "a duration that is not one", doc: services, factor: 10, edit: func(res *v1alpha1.Resiliency) { res.Spec.Policies.Timeouts["invoke"] = "soon" }},
+		{name: "an edge duration that is not one", doc: edge, factor: 10, edit: func(res *v1alpha1.Resiliency) { res.Spec.Policies.Timeouts["placeOrder"] = "soon" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := loadSpec(t)
+			docs := loadSpecs(t)
 			if tc.edit != nil {
-				tc.edit(res)
+				tc.edit(byName(t, docs, tc.doc))
 			}
-			_, err := Scaled(res, tc.factor)
+			_, err := Scaled(byName(t, docs, tc.doc), tc.factor)
+			assert.Error(t, err)
+			_, err = ScaledAll(docs, tc.factor)
 			assert.Error(t, err)
 		})
 	}
@@ -71,11 +87,22 @@ func TestWriteScaled(t *testing.T) {
 
 	written, err := Load(dst)
 	require.NoError(t, err, "the written file must load strictly")
-	want, err := Scaled(loadSpec(t), factor)
+	want, err := ScaledAll(loadSpecs(t), factor)
 	require.NoError(t, err)
 	assert.Equal(t, want, written)
-	assert.Equal(t, "300ms", written.Spec.Policies.CircuitBreakers["defaultBreaker"].Timeout)
+	assert.Equal(t, "300ms", byName(t, written, services).Spec.Policies.CircuitBreakers["defaultBreaker"].Timeout)
+	assert.Equal(t, "600ms", byName(t, written, services).Spec.Policies.CircuitBreakers["usersBreaker"].Timeout)
+	assert.Equal(t, "150ms", byName(t, written, edge).Spec.Policies.Timeouts["placeOrder"])
+	assert.Equal(t, "2ms", byName(t, written, edge).Spec.Policies.Retries["invokeRetry"].Duration)
 
-	// And daprd takes every policy of it.
-	newProvider(t, written)
+	// Every document on its own, separated by a `---` line.
+	raw, err := os.ReadFile(dst)
+	require.NoError(t, err)
+	assert.Len(t, splitDocuments(raw), len(documents))
+	assert.Equal(t, len(documents)-1, strings.Count(string(raw), "\n---\n"))
+
+	// And daprd takes every policy of them.
+	for _, res := range written {
+		newProvider(t, res)
+	}
 }

@@ -1,6 +1,9 @@
 package resiliency
 
 import (
+	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -22,158 +25,335 @@ func TestLoadIsStrict(t *testing.T) {
 
 	tests := []struct {
 		name string
-		old  string // the first key of this name (not in a comment) becomes new
+		line string // a regexp of a whole line (after its indentation, not a comment)
+		nth  int    // which match to change, from 0
 		new  string
 		// daprdIgnores: daprd's own lenient decoding accepts the mistake and
-		// drops the field, leaving the policy at Dapr's default.
+		// drops the field (or the whole document), leaving the policy at
+		// Dapr's default.
 		daprdIgnores bool
 	}{
-		{"misspelt breaker field", "maxRequests", "maxRequest: 3", true},
-		{"misspelt matching field", "httpStatusCodes", `httpStatusCode: "503"`, true},
-		{"misspelt policy group", "circuitBreakers", "circuitBreaker:", true},
-		{"misspelt target field", "retry", "retries: invokeRetry", true},
-		{"misspelt direction", "inbound", "inbond:", true},
-		{"number as a word", "maxRetries", "maxRetries: one", false},
+		{"misspelt breaker field", `maxRequests:.*`, 0, "maxRequest: 3", true},
+		{"misspelt matching field", `httpStatusCodes:.*`, 0, `httpStatusCode: "503"`, true},
+		{"misspelt policy group", `circuitBreakers:.*`, 0, "circuitBreaker:", true},
+		{"misspelt target field", `retry:.*`, 0, "retries: invokeRetry", true},
+		{"misspelt direction", `inbound:.*`, 0, "inbond:", true},
+		{"number as a word", `maxRetries:.*`, 0, "maxRetries: one", false},
+		{"misspelt target field of the edge", `timeout: placeOrder`, 0, "timout: placeOrder", true},
+		{"misspelt retry field of the edge", `maxRetries:.*`, 3, "maxRetry: 1", true},
+		{"misspelt kind of the edge", `kind: Resiliency`, 1, "kind: Resilience", true},
+		{"misspelt scopes of the edge", `scopes:`, 1, "scope:", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			key := regexp.MustCompile(`(?m)^\s*(` + tc.old + `:.*)$`)
-			loc := key.FindSubmatchIndex(orig)
-			require.NotNil(t, loc, "resiliency.yaml has no key %s", tc.old)
+			key := regexp.MustCompile(`(?m)^[ \t]*(` + tc.line + `)$`)
+			all := key.FindAllSubmatchIndex(orig, -1)
+			require.Greater(t, len(all), tc.nth, "resiliency.yaml has no line %d matching %s", tc.nth+1, tc.line)
+			loc := all[tc.nth]
 			mutated := slices.Concat(orig[:loc[2]], []byte(tc.new), orig[loc[3]:])
 
 			_, err := Parse(mutated)
 			assert.Error(t, err)
-			var lenient v1alpha1.Resiliency
-			assert.Equal(t, tc.daprdIgnores, yaml.Unmarshal(mutated, &lenient) == nil)
+			lenientErr := error(nil)
+			for _, doc := range splitDocuments(mutated) {
+				var lenient v1alpha1.Resiliency
+				lenientErr = errors.Join(lenientErr, yaml.Unmarshal(doc, &lenient))
+			}
+			assert.Equal(t, tc.daprdIgnores, lenientErr == nil, "daprd's decoding: %v", lenientErr)
+		})
+	}
+}
+
+func TestParse(t *testing.T) {
+	const doc = "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: %s\nspec: {}\n"
+	tests := []struct {
+		name      string
+		yaml      string
+		wantNames []string // nil: an error
+	}{
+		{name: "one document", yaml: fmt.Sprintf(doc, "a"), wantNames: []string{"a"}},
+		{name: "two documents", yaml: fmt.Sprintf(doc, "a") + "---\n" + fmt.Sprintf(doc, "b"), wantNames: []string{"a", "b"}},
+		{name: "separator with a comment, leading separator, comment-only document", wantNames: []string{"a", "b"},
+			yaml: "---\n# only a comment\n--- # a\n" + fmt.Sprintf(doc, "a") + "---\n" + fmt.Sprintf(doc, "b") + "---\n"},
+		{name: "no document", yaml: "# nothing\n---\n"},
+		{name: "empty", yaml: ""},
+		{name: "two documents with one name", yaml: fmt.Sprintf(doc, "a") + "---\n" + fmt.Sprintf(doc, "a")},
+		{name: "no name", yaml: fmt.Sprintf(doc, "")},
+		{name: "another kind after a Resiliency", yaml: fmt.Sprintf(doc, "a") + "---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: b\n"},
+		{name: "not YAML", yaml: fmt.Sprintf(doc, "a") + "---\n: [\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			docs, err := Parse([]byte(tc.yaml))
+			if tc.wantNames == nil {
+				assert.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			var names []string
+			for _, d := range docs {
+				names = append(names, d.Name)
+			}
+			assert.Equal(t, tc.wantNames, names)
+		})
+	}
+}
+
+// resourcesDir is the folder every sidecar gets as a resources path (dapr.yaml,
+// the e2e harness); it links to resiliency.yaml.
+const resourcesDir = "../../dapr/resources"
+
+// TestDaprdLoadsItsDocumentForEveryApp loads the sidecars' resources folder
+// with the function daprd runs at start for resources on disk
+// (LoadLocalResiliency), once per app id, and requires that each sidecar
+// gets the one document scoped to it. daprd logs nothing when a document is
+// left out: the sidecar just runs without those policies.
+func TestDaprdLoadsItsDocumentForEveryApp(t *testing.T) {
+	want := map[string]string{
+		"gateway": edge,
+		"users":   services, "products": services, "orders": services, "payments": services, "notifications": services,
+	}
+	for _, app := range slices.Sorted(maps.Keys(want)) {
+		t.Run(app, func(t *testing.T) {
+			var got []string
+			for _, res := range daprres.LoadLocalResiliency(quietLogger(), app, resourcesDir) {
+				got = append(got, res.Name)
+			}
+			assert.Equal(t, []string{want[app]}, got,
+				"daprd 1.18 reads only the first YAML document of each resiliency file at start (LoadLocalResiliency): "+
+					"the documents must be in files of their own")
 		})
 	}
 }
 
 func TestDaprDecodesEveryPolicy(t *testing.T) {
+	for _, name := range documents {
+		t.Run(name+" as it is", func(t *testing.T) {
+			// daprd runs this at start; on an error it logs "Could not read
+			// resiliency policy" and carries on without the resource.
+			assert.NoError(t, daprres.New(quietLogger()).DecodeConfiguration(loadSpec(t, name)))
+		})
+	}
+
 	tests := []struct {
-		name    string
-		edit    func(p *v1alpha1.Policies)
-		wantErr bool
+		name string
+		doc  string
+		edit func(p *v1alpha1.Policies)
 	}{
-		{name: "resiliency.yaml as it is", edit: func(*v1alpha1.Policies) {}},
-		{name: "status code out of range", wantErr: true, edit: func(p *v1alpha1.Policies) {
+		{name: "status code out of range", doc: services, edit: func(p *v1alpha1.Policies) {
 			r := p.Retries["invokeRetry"]
 			r.Matching = &v1alpha1.RetryMatching{HTTPStatusCodes: "502,600"}
 			p.Retries["invokeRetry"] = r
 		}},
-		{name: "trip that is not an expression", wantErr: true, edit: func(p *v1alpha1.Policies) {
+		{name: "trip that is not an expression", doc: services, edit: func(p *v1alpha1.Policies) {
 			cb := p.CircuitBreakers["defaultBreaker"]
 			cb.Trip = "consecutiveFailures >="
 			p.CircuitBreakers["defaultBreaker"] = cb
 		}},
-		{name: "duration without a number", wantErr: true, edit: func(p *v1alpha1.Policies) {
+		{name: "duration without a number", doc: services, edit: func(p *v1alpha1.Policies) {
 			p.Timeouts["invoke"] = "soon"
+		}},
+		{name: "edge duration without a number", doc: edge, edit: func(p *v1alpha1.Policies) {
+			p.Timeouts["placeOrder"] = "soon"
 		}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			res := loadSpec(t)
+		t.Run(tc.doc+": "+tc.name, func(t *testing.T) {
+			res := loadSpec(t, tc.doc)
 			tc.edit(&res.Spec.Policies)
-
-			// daprd runs this at start; on an error it logs "Could not read
-			// resiliency policy" and carries on without the resource.
-			err := daprres.New(quietLogger()).DecodeConfiguration(res)
-			if tc.wantErr {
-				assert.Error(t, err)
-			} else {
-				assert.NoError(t, err)
-			}
+			assert.Error(t, daprres.New(quietLogger()).DecodeConfiguration(res))
 		})
 	}
 }
 
 func TestTargetsNameExistingPolicies(t *testing.T) {
-	res := loadSpec(t)
-	p := res.Spec.Policies
-	used := map[string]bool{}
-	check := func(t *testing.T, target string, names v1alpha1.PolicyNames) {
-		t.Helper()
-		if names.Timeout != "" {
-			assert.Contains(t, p.Timeouts, names.Timeout, "%s: timeout", target)
-			used["timeouts."+names.Timeout] = true
-		}
-		if names.Retry != "" {
-			assert.Contains(t, p.Retries, names.Retry, "%s: retry", target)
-			used["retries."+names.Retry] = true
-		}
-		if names.CircuitBreaker != "" {
-			assert.Contains(t, p.CircuitBreakers, names.CircuitBreaker, "%s: circuitBreaker", target)
-			used["circuitBreakers."+names.CircuitBreaker] = true
-		}
-	}
-	for app, names := range res.Spec.Targets.Apps {
-		check(t, "app "+app, v1alpha1.PolicyNames{Timeout: names.Timeout, Retry: names.Retry, CircuitBreaker: names.CircuitBreaker})
-	}
-	for comp, names := range res.Spec.Targets.Components {
-		check(t, "component "+comp+" inbound", names.Inbound)
-		check(t, "component "+comp+" outbound", names.Outbound)
-	}
-	assert.Empty(t, res.Spec.Targets.Actors)
+	for _, res := range loadSpecs(t) {
+		t.Run(res.Name, func(t *testing.T) {
+			p := res.Spec.Policies
+			used := map[string]bool{}
+			check := func(t *testing.T, target string, names v1alpha1.PolicyNames) {
+				t.Helper()
+				if names.Timeout != "" {
+					assert.Contains(t, p.Timeouts, names.Timeout, "%s: timeout", target)
+					used["timeouts."+names.Timeout] = true
+				}
+				if names.Retry != "" {
+					assert.Contains(t, p.Retries, names.Retry, "%s: retry", target)
+					used["retries."+names.Retry] = true
+				}
+				if names.CircuitBreaker != "" {
+					assert.Contains(t, p.CircuitBreakers, names.CircuitBreaker, "%s: circuitBreaker", target)
+					used["circuitBreakers."+names.CircuitBreaker] = true
+				}
+			}
+			for app, names := range res.Spec.Targets.Apps {
+				check(t, "app "+app, v1alpha1.PolicyNames{Timeout: names.Timeout, Retry: names.Retry, CircuitBreaker: names.CircuitBreaker})
+			}
+			for comp, names := range res.Spec.Targets.Components {
+				check(t, "component "+comp+" inbound", names.Inbound)
+				check(t, "component "+comp+" outbound", names.Outbound)
+			}
+			assert.Empty(t, res.Spec.Targets.Actors)
 
-	// A policy no target names is dead configuration.
-	for name := range p.Timeouts {
-		assert.True(t, used["timeouts."+name], "timeout %q is not used by any target", name)
-	}
-	for name := range p.Retries {
-		assert.True(t, used["retries."+name], "retry %q is not used by any target", name)
-	}
-	for name := range p.CircuitBreakers {
-		assert.True(t, used["circuitBreakers."+name], "circuit breaker %q is not used by any target", name)
-	}
-}
-
-func TestTargets(t *testing.T) {
-	res := loadSpec(t)
-
-	assert.Equal(t, map[string]v1alpha1.EndpointPolicyNames{
-		"users":         {Timeout: "invoke", Retry: "invokeRetry", CircuitBreaker: "usersBreaker"},
-		"products":      {Timeout: "invoke", Retry: "invokeRetry", CircuitBreaker: "defaultBreaker"},
-		"orders":        {Timeout: "placeOrder", CircuitBreaker: "defaultBreaker"},
-		"payments":      {Timeout: "invoke", CircuitBreaker: "defaultBreaker"},
-		"notifications": {Timeout: "invoke", Retry: "invokeRetry", CircuitBreaker: "defaultBreaker"},
-	}, res.Spec.Targets.Apps)
-
-	outbound := v1alpha1.PolicyNames{Timeout: "store", Retry: "outboundRetry"}
-	assert.Equal(t, map[string]v1alpha1.ComponentPolicyNames{
-		"statestore":  {Outbound: outbound},
-		"orderstore":  {Outbound: outbound},
-		"orderpubsub": {Outbound: v1alpha1.PolicyNames{Timeout: "publish", Retry: "outboundRetry"}, Inbound: v1alpha1.PolicyNames{Timeout: "deliver", Retry: "deliverRetry"}},
-	}, res.Spec.Targets.Components)
-}
-
-func TestNoRetryWhereAReplayCouldDuplicate(t *testing.T) {
-	res := loadSpec(t)
-	tests := []struct {
-		app, why string
-	}{
-		{"orders", "POST /orders gets a new order id per attempt: a replay after a timeout places a second order"},
-		{"payments", "payments moves money; the client retries with its own idempotency key"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.app, func(t *testing.T) {
-			target, ok := res.Spec.Targets.Apps[tc.app]
-			require.True(t, ok, "no target for %s: Dapr's built-in retry of unreachable targets would apply", tc.app)
-			assert.Empty(t, target.Retry, tc.why)
+			// A policy no target of its document names is dead configuration:
+			// policies are not shared between documents.
+			for name := range p.Timeouts {
+				assert.True(t, used["timeouts."+name], "timeout %q is not used by any target", name)
+			}
+			for name := range p.Retries {
+				assert.True(t, used["retries."+name], "retry %q is not used by any target", name)
+			}
+			for name := range p.CircuitBreakers {
+				assert.True(t, used["circuitBreakers."+name], "circuit breaker %q is not used by any target", name)
+			}
 		})
 	}
 }
 
-func TestScopesAreEveryApp(t *testing.T) {
-	// App targets apply in the callers' sidecars (gateway, orders);
-	// component targets in every app that uses a store or the broker.
+func TestTargets(t *testing.T) {
+	t.Run(services, func(t *testing.T) {
+		res := loadSpec(t, services)
+		// The calls services make to each other: orders -> users, products;
+		// payments -> orders.
+		assert.Equal(t, map[string]v1alpha1.EndpointPolicyNames{
+			"users":    {Timeout: "invoke", Retry: "invokeRetry", CircuitBreaker: "usersBreaker"},
+			"products": {Timeout: "invoke", Retry: "invokeRetry", CircuitBreaker: "defaultBreaker"},
+			"orders":   {Timeout: "invoke", Retry: "invokeRetry", CircuitBreaker: "defaultBreaker"},
+		}, res.Spec.Targets.Apps)
+
+		outbound := v1alpha1.PolicyNames{Timeout: "store", Retry: "outboundRetry"}
+		assert.Equal(t, map[string]v1alpha1.ComponentPolicyNames{
+			"statestore":  {Outbound: outbound},
+			"orderstore":  {Outbound: outbound},
+			"orderpubsub": {Outbound: v1alpha1.PolicyNames{Timeout: "publish", Retry: "outboundRetry"}, Inbound: v1alpha1.PolicyNames{Timeout: "deliver", Retry: "deliverRetry"}},
+		}, res.Spec.Targets.Components)
+	})
+	t.Run(edge, func(t *testing.T) {
+		res := loadSpec(t, edge)
+		// Every app the gateway forwards to, none with a breaker.
+		assert.Equal(t, map[string]v1alpha1.EndpointPolicyNames{
+			"users":         {Timeout: "invoke", Retry: "invokeRetry"},
+			"products":      {Timeout: "invoke", Retry: "invokeRetry"},
+			"orders":        {Timeout: "placeOrder"},
+			"payments":      {Timeout: "invoke"},
+			"notifications": {Timeout: "invoke", Retry: "invokeRetry"},
+		}, res.Spec.Targets.Apps)
+		// The gateway uses no component.
+		assert.Empty(t, res.Spec.Targets.Components)
+	})
+}
+
+// TestPolicies pins every number of both documents: a change to a timeout,
+// a retry or a breaker must be made here too, on purpose.
+func TestPolicies(t *testing.T) {
+	one, two, three := 1, 2, 3
+	invokeRetry := v1alpha1.Retry{
+		Policy: "constant", Duration: "200ms", MaxRetries: &one,
+		Matching: &v1alpha1.RetryMatching{HTTPStatusCodes: "502,503,504", GRPCStatusCodes: "4,14"},
+	}
+	tests := []struct {
+		doc      string
+		timeouts map[string]time.Duration
+		retries  map[string]v1alpha1.Retry
+		breakers map[string]v1alpha1.CircuitBreaker
+	}{
+		{
+			doc: services,
+			timeouts: map[string]time.Duration{
+				"invoke": 5 * time.Second, "store": 5 * time.Second, "publish": 5 * time.Second, "deliver": 3 * time.Second,
+			},
+			retries: map[string]v1alpha1.Retry{
+				"invokeRetry":   invokeRetry,
+				"outboundRetry": {Policy: "constant", Duration: "100ms", MaxRetries: &two},
+				"deliverRetry": {Policy: "constant", Duration: "500ms", MaxRetries: &three,
+					Matching: &v1alpha1.RetryMatching{HTTPStatusCodes: "500-599", GRPCStatusCodes: "2,4,12-15"}},
+			},
+			breakers: map[string]v1alpha1.CircuitBreaker{
+				"defaultBreaker": {Trip: "consecutiveFailures >= 5", Timeout: "30s", MaxRequests: 3},
+				"usersBreaker":   {Trip: "consecutiveFailures >= 3", Timeout: "60s", MaxRequests: 3},
+			},
+		},
+		{
+			doc:      edge,
+			timeouts: map[string]time.Duration{"invoke": 5 * time.Second, "placeOrder": 15 * time.Second},
+			retries:  map[string]v1alpha1.Retry{"invokeRetry": invokeRetry},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.doc, func(t *testing.T) {
+			p := loadSpec(t, tc.doc).Spec.Policies
+			timeouts := map[string]time.Duration{}
+			for name, v := range p.Timeouts {
+				timeouts[name] = daprDuration(t, v)
+			}
+			assert.Equal(t, tc.timeouts, timeouts, "timeouts")
+			assert.Equal(t, tc.retries, p.Retries, "retries")
+			assert.Equal(t, tc.breakers, p.CircuitBreakers, "circuit breakers")
+		})
+	}
+}
+
+// TestEdgeHasNoBreaker: Dapr counts every answer outside 200-399 as a
+// failure, so a breaker in the gateway's sidecar would let one client's
+// 404s and 409s open the circuit for every other client.
+func TestEdgeHasNoBreaker(t *testing.T) {
+	res := loadSpec(t, edge)
+	assert.Empty(t, res.Spec.Policies.CircuitBreakers)
+	for app, target := range res.Spec.Targets.Apps {
+		assert.Empty(t, target.CircuitBreaker, "app %s", app)
+	}
+	for comp, target := range res.Spec.Targets.Components {
+		assert.Empty(t, target.Inbound.CircuitBreaker, "component %s inbound", comp)
+		assert.Empty(t, target.Outbound.CircuitBreaker, "component %s outbound", comp)
+	}
+	assert.Empty(t, res.Spec.Targets.Actors)
+}
+
+func TestNoRetryWhereAReplayCouldDuplicate(t *testing.T) {
+	tests := []struct {
+		doc, app, why string
+	}{
+		{edge, "orders", "POST /orders gets a new order id per attempt: a replay after a timeout places a second order"},
+		{edge, "payments", "payments moves money; the client retries with its own idempotency key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.doc+" "+tc.app, func(t *testing.T) {
+			target, ok := loadSpec(t, tc.doc).Spec.Targets.Apps[tc.app]
+			require.True(t, ok, "no target for %s: Dapr's built-in retry of unreachable targets would apply", tc.app)
+			assert.Empty(t, target.Retry, tc.why)
+		})
+	}
+	// No service calls payments; should one start to, it must not retry either.
+	for _, res := range loadSpecs(t) {
+		assert.Empty(t, res.Spec.Targets.Apps["payments"].Retry, "%s: payments", res.Name)
+	}
+}
+
+func TestScopes(t *testing.T) {
+	// App targets apply in the callers' sidecars (orders, payments; the
+	// gateway for edge), component targets in every app that uses a store or
+	// the broker. A document with no scopes would apply to every sidecar.
+	want := map[string][]string{
+		services: {"users", "products", "orders", "payments", "notifications"},
+		edge:     {"gateway"},
+	}
+	seen := map[string]string{}
+	for _, res := range loadSpecs(t) {
+		assert.ElementsMatch(t, want[res.Name], res.Scopes, res.Name)
+		for _, app := range res.Scopes {
+			if other, ok := seen[app]; ok {
+				t.Errorf("%s is in the scopes of both %s and %s", app, other, res.Name)
+			}
+			seen[app] = res.Name
+		}
+	}
 	assert.ElementsMatch(t,
 		[]string{"gateway", "users", "products", "orders", "payments", "notifications"},
-		loadSpec(t).Scopes)
+		slices.Collect(maps.Keys(seen)), "every app gets exactly one document")
 }
 
 func TestBreakersAreTheTutorials(t *testing.T) {
-	res := loadSpec(t)
+	res := loadSpec(t, services)
 	require.Len(t, res.Spec.Policies.CircuitBreakers, len(tutorialBreakers))
 	for _, tc := range tutorialBreakers {
 		t.Run(tc.policy, func(t *testing.T) {
@@ -204,7 +384,8 @@ func TestBreakersAreTheTutorials(t *testing.T) {
 }
 
 func TestBreakerPerTarget(t *testing.T) {
-	res := loadSpec(t)
+	res := loadSpec(t, services)
+	require.NotEmpty(t, res.Spec.Targets.Apps)
 	for app, target := range res.Spec.Targets.Apps {
 		want := "defaultBreaker"
 		if app == "users" {
@@ -215,7 +396,7 @@ func TestBreakerPerTarget(t *testing.T) {
 }
 
 func TestOneCallCannotTripABreaker(t *testing.T) {
-	res := loadSpec(t)
+	res := loadSpec(t, services)
 	for app, target := range res.Spec.Targets.Apps {
 		if target.Retry == "" {
 			continue
@@ -232,29 +413,47 @@ func TestOneCallCannotTripABreaker(t *testing.T) {
 }
 
 func TestRetriesAreBounded(t *testing.T) {
-	for name, r := range loadSpec(t).Spec.Policies.Retries {
-		t.Run(name, func(t *testing.T) {
-			require.NotNil(t, r.MaxRetries, "no maxRetries: Dapr retries forever")
-			assert.Positive(t, *r.MaxRetries)
-			assert.LessOrEqual(t, *r.MaxRetries, 3)
-			assert.Equal(t, "constant", r.Policy)
-			assert.LessOrEqual(t, daprDuration(t, r.Duration), time.Second)
-		})
+	for _, res := range loadSpecs(t) {
+		for name, r := range res.Spec.Policies.Retries {
+			t.Run(res.Name+" "+name, func(t *testing.T) {
+				require.NotNil(t, r.MaxRetries, "no maxRetries: Dapr retries forever")
+				assert.Positive(t, *r.MaxRetries)
+				assert.LessOrEqual(t, *r.MaxRetries, 3)
+				assert.Equal(t, "constant", r.Policy)
+				assert.LessOrEqual(t, daprDuration(t, r.Duration), time.Second)
+			})
+		}
 	}
 }
 
 func TestMatching(t *testing.T) {
-	res := loadSpec(t)
+	docs := loadSpecs(t)
 	tests := []struct {
-		retry   string
-		retried []int // HTTP statuses retried; every other status of 100-599 is not
+		doc, retry string
+		retried    []int // HTTP statuses retried; every other status of 100-599 is not
 	}{
-		{"invokeRetry", []int{502, 503, 504}},
-		{"deliverRetry", statusRange(500, 599)},
+		{services, "invokeRetry", []int{502, 503, 504}},
+		{services, "deliverRetry", statusRange(500, 599)},
+		{edge, "invokeRetry", []int{502, 503, 504}},
 	}
+	// Every retry with a status list is in the table.
+	var withMatching []string
+	for _, res := range docs {
+		for name, r := range res.Spec.Policies.Retries {
+			if r.Matching != nil {
+				withMatching = append(withMatching, res.Name+" "+name)
+			}
+		}
+	}
+	var listed []string
 	for _, tc := range tests {
-		t.Run(tc.retry, func(t *testing.T) {
-			r, ok := res.Spec.Policies.Retries[tc.retry]
+		listed = append(listed, tc.doc+" "+tc.retry)
+	}
+	assert.ElementsMatch(t, listed, withMatching)
+
+	for _, tc := range tests {
+		t.Run(tc.doc+" "+tc.retry, func(t *testing.T) {
+			r, ok := byName(t, docs, tc.doc).Spec.Policies.Retries[tc.retry]
 			require.True(t, ok)
 			require.NotNil(t, r.Matching)
 			match, err := daprres.ParseRetryConditionMatch(r.Matching)
@@ -281,7 +480,7 @@ func TestMatching(t *testing.T) {
 }
 
 func TestDeliveryFitsTheBrokersProcessingTimeout(t *testing.T) {
-	res := loadSpec(t)
+	res := loadSpec(t, services)
 	inbound := res.Spec.Targets.Components["orderpubsub"].Inbound
 	retry := res.Spec.Policies.Retries[inbound.Retry]
 	require.NotNil(t, retry.MaxRetries)
@@ -310,14 +509,16 @@ func TestDeliveryFitsTheBrokersProcessingTimeout(t *testing.T) {
 
 func TestDurationsHaveUnits(t *testing.T) {
 	// Dapr reads a bare number as milliseconds: "30" would be 30ms.
-	for path, v := range leaves(t, loadSpec(t)) {
-		if !durationPath.MatchString(path) {
-			continue
+	for _, res := range loadSpecs(t) {
+		for path, v := range leaves(t, res) {
+			if !durationPath.MatchString(path) {
+				continue
+			}
+			s, ok := v.(string)
+			require.True(t, ok, path)
+			_, err := time.ParseDuration(s)
+			assert.NoError(t, err, "%s %s: %q", res.Name, path, s)
 		}
-		s, ok := v.(string)
-		require.True(t, ok, path)
-		_, err := time.ParseDuration(s)
-		assert.NoError(t, err, "%s: %q", path, s)
 	}
 }
 
