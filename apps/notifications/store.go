@@ -9,10 +9,12 @@ import (
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
 )
 
-// stateInbox keeps each user's notifications in one key, "inbox/<user id>",
-// and the dead letters in "dead-letters". Every change is one ETag-checked
-// write of one key, so a notification is either fully recorded or not at all,
-// and two deliveries of one event cannot both add it.
+// stateInbox keeps each notification under "notification/<id>" (written
+// insert-only, so two deliveries of one event cannot both write it), each
+// user's list of notification ids under "inbox/<user id>" (appended with an
+// ETag check, skipping an id already there), and the dead letters in
+// "dead-letters". Both steps are idempotent, so a delivery that failed
+// between them is completed by its redelivery.
 type stateInbox struct {
 	store *sidecar.Store
 	// maxDeadLetters bounds the dead-letter list; the oldest go first.
@@ -22,17 +24,49 @@ type stateInbox struct {
 const deadLettersKey = "dead-letters"
 
 func (s stateInbox) Add(ctx context.Context, n Notification) (bool, error) {
-	key := "inbox/" + n.UserID
-	return appendOnce(ctx, s.store, key, n, func(x Notification) bool { return x.ID == n.ID }, 0)
+	added := true
+	if err := s.store.Insert(ctx, "notification/"+n.ID, n, 0); err != nil {
+		if !errors.Is(err, sidecar.ErrConflict) {
+			return false, err
+		}
+		added = false // stored by an earlier delivery; make sure it is listed
+	}
+	if _, err := appendOnce(ctx, s.store, "inbox/"+n.UserID, n.ID, func(id string) bool { return id == n.ID }, 0); err != nil {
+		return false, err
+	}
+	return added, nil
 }
 
 func (s stateInbox) List(ctx context.Context, userID string) ([]Notification, error) {
-	var list []Notification
-	_, err := read(ctx, s.store, "inbox/"+userID, &list)
-	if list == nil {
-		list = []Notification{}
+	var ids []string
+	if _, err := read(ctx, s.store, "inbox/"+userID, &ids); err != nil {
+		return nil, err
 	}
-	return list, err
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = "notification/" + id
+	}
+	items, err := s.store.GetBulk(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[string]sidecar.Item, len(items))
+	for _, it := range items {
+		byKey[it.Key] = it
+	}
+	list := make([]Notification, 0, len(ids))
+	for _, k := range keys {
+		it, ok := byKey[k]
+		if !ok {
+			continue
+		}
+		var n Notification
+		if err := it.Decode(&n); err != nil {
+			return nil, err
+		}
+		list = append(list, n)
+	}
+	return list, nil
 }
 
 func (s stateInbox) AddDeadLetter(ctx context.Context, d DeadLetter) (bool, error) {
