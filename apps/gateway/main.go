@@ -27,15 +27,17 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if cfg.AppPort, err = config.PortVar(getenv, "GATEWAY_PORT", cfg.AppPort); err != nil {
 		return err
 	}
+	// The one app that listens beyond loopback: clients call it.
+	cfg.ListenHost = config.StringVar(getenv, "GATEWAY_LISTEN_HOST", "0.0.0.0")
 	log := server.NewLogger(cfg.AppID)
 	client := sidecar.NewHTTPClient(30 * time.Second)
 
-	gw := &Gateway{Sidecar: cfg.DaprHTTPEndpoint(), Client: client, Log: log}
+	gw := &Gateway{Sidecar: cfg.DaprHTTPEndpoint(), Token: cfg.DaprAPIToken, Client: client, Log: log}
 	ready := health.Ready(
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, client, cfg.DaprHTTPEndpoint()) }},
 	)
 	peers := config.LoadPeers(getenv)
-	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), client)
+	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), cfg.DaprAPIToken, client)
 	metrics, err := config.MapVar(getenv, "SIDECAR_METRICS")
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 // Gateway forwards public API calls to the services through the sidecar.
 type Gateway struct {
 	Sidecar string // base URL of the gateway's sidecar HTTP API
+	Token   string // the sidecar's API token (DAPR_API_TOKEN); "" if none
 	Client  *http.Client
 	Log     *slog.Logger
 }
@@ -42,6 +43,11 @@ func (g *Gateway) Forward(appID string) http.Handler {
 			pr.Out.URL.RawPath = "/v1.0/invoke/" + appID + "/method/" + method
 			pr.Out.Host = target.Host
 			pr.Out.Header.Del("Forwarded")
+			// A client's own dapr-api-token never reaches the sidecar.
+			pr.Out.Header.Del(server.AppTokenHeader)
+			if g.Token != "" {
+				pr.Out.Header.Set(server.AppTokenHeader, g.Token)
+			}
 			if id := server.RequestID(pr.In.Context()); id != "" {
 				pr.Out.Header.Set(server.RequestIDHeader, id)
 			}

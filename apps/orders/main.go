@@ -34,7 +34,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	defer client.Close()
 	store := sidecar.NewStore(client, storeName)
 	httpClient := sidecar.NewHTTPClient(30 * time.Second)
-	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), httpClient)
+	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), cfg.DaprAPIToken, httpClient)
 
 	desk := &Desk{
 		Users:   usersService{invoker: invoker, appID: peers.Users},
@@ -47,7 +47,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},
 		health.Check{Name: storeName, Probe: store.Ping},
 	)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, desk, ready), cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.RequireAppToken(cfg.AppAPIToken, routes(log, desk, ready)), cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("orders: %w", err)
 	}
 	return nil

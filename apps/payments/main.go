@@ -41,7 +41,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	defer client.Close()
 	store := sidecar.NewStore(client, storeName)
 	httpClient := sidecar.NewHTTPClient(30 * time.Second)
-	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), httpClient)
+	invoker := sidecar.NewInvoker(cfg.DaprHTTPEndpoint(), cfg.DaprAPIToken, httpClient)
 
 	cashier := NewCashier(
 		statePayments{store},
@@ -55,7 +55,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},
 		health.Check{Name: storeName, Probe: store.Ping},
 	)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, cashier, ready), cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.RequireAppToken(cfg.AppAPIToken, routes(log, cashier, ready)), cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("payments: %w", err)
 	}
 	return nil

@@ -115,7 +115,7 @@ func TestOrdersService(t *testing.T) {
 				api.WriteJSON(w, tt.status, tt.answer)
 			}))
 			t.Cleanup(sidecarSrv.Close)
-			orders := ordersService{invoker: sidecar.NewInvoker(sidecarSrv.URL, sidecarSrv.Client()), appID: "orders-e2e"}
+			orders := ordersService{invoker: sidecar.NewInvoker(sidecarSrv.URL, "", sidecarSrv.Client()), appID: "orders-e2e"}
 
 			got, err := orders.Order(t.Context(), "o-1")
 
@@ -137,7 +137,7 @@ func TestOrdersService(t *testing.T) {
 func TestOrdersServiceUnreachable(t *testing.T) {
 	sidecarSrv := httptest.NewServer(http.NotFoundHandler())
 	sidecarSrv.Close()
-	orders := ordersService{invoker: sidecar.NewInvoker(sidecarSrv.URL, sidecarSrv.Client()), appID: "orders"}
+	orders := ordersService{invoker: sidecar.NewInvoker(sidecarSrv.URL, "", sidecarSrv.Client()), appID: "orders"}
 
 	_, err := orders.Order(t.Context(), "o-1")
 

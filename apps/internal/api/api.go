@@ -23,6 +23,7 @@ const (
 	CodeInvalidRequest        Code = "invalid_request"
 	CodeBodyTooLarge          Code = "body_too_large"
 	CodeNotFound              Code = "not_found"
+	CodeUnauthorized          Code = "unauthorized"
 	CodeMethodNotAllowed      Code = "method_not_allowed"
 	CodeConflict              Code = "conflict"
 	CodeEmailTaken            Code = "email_taken"
@@ -45,6 +46,7 @@ var statusOf = map[Code]int{
 	CodeInvalidRequest:        http.StatusBadRequest,
 	CodeBodyTooLarge:          http.StatusBadRequest,
 	CodeNotFound:              http.StatusNotFound,
+	CodeUnauthorized:          http.StatusUnauthorized,
 	CodeMethodNotAllowed:      http.StatusMethodNotAllowed,
 	CodeConflict:              http.StatusConflict,
 	CodeEmailTaken:            http.StatusConflict,

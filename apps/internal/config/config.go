@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,13 @@ type Sidecar struct {
 	DaprHost string // DAPR_HOST
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	// ListenHost is the address the app binds: loopback, since only its own
+	// sidecar calls it. The gateway, the one public app, overrides it.
+	ListenHost string // LISTEN_HOST
+	// DaprAPIToken authenticates the app to its sidecar's API; AppAPIToken
+	// authenticates the sidecar to the app. Empty means not required.
+	DaprAPIToken string // DAPR_API_TOKEN
+	AppAPIToken  string // APP_API_TOKEN
 }
 
 // Getenv is os.Getenv's signature, so tests can pass a map's lookup instead.
@@ -35,6 +43,9 @@ func LoadSidecar(getenv Getenv, appID string, defaultPort int) (Sidecar, error) 
 		DaprGRPCPort:    50001,
 		DaprHost:        "127.0.0.1",
 		ShutdownTimeout: 10 * time.Second,
+		ListenHost:      StringVar(getenv, "LISTEN_HOST", "127.0.0.1"),
+		DaprAPIToken:    getenv("DAPR_API_TOKEN"),
+		AppAPIToken:     getenv("APP_API_TOKEN"),
 	}
 	var err error
 	if v := getenv("APP_ID"); v != "" {
@@ -70,7 +81,7 @@ func (c Sidecar) DaprGRPCAddress() string {
 
 // ListenAddress is where the app's HTTP server binds.
 func (c Sidecar) ListenAddress() string {
-	return ":" + strconv.Itoa(c.AppPort)
+	return net.JoinHostPort(c.ListenHost, strconv.Itoa(c.AppPort))
 }
 
 // PortVar reads a TCP port number with a default.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"log/slog"
 	"net/http"
@@ -97,4 +98,27 @@ func (s *statusRecorder) Flush() {
 		s.status = http.StatusOK
 	}
 	_ = http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+// AppTokenHeader is where a Dapr sidecar puts APP_API_TOKEN when it calls its
+// app (and where an app puts DAPR_API_TOKEN when it calls its sidecar).
+const AppTokenHeader = "dapr-api-token"
+
+// RequireAppToken lets through only requests that carry token in the
+// dapr-api-token header, as the app's own sidecar sends it: anything else on
+// the machine that reaches the app's port directly is refused with 401.
+// Health probes stay open. An empty token turns the check off.
+func RequireAppToken(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte(token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" &&
+			subtle.ConstantTimeCompare([]byte(r.Header.Get(AppTokenHeader)), want) != 1 {
+			api.WriteJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: api.Error{Code: api.CodeUnauthorized, Message: "this app accepts calls only from its Dapr sidecar"}})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -195,3 +195,32 @@ func TestMiddlewareLetsAbortHandlerThrough(t *testing.T) {
 	_, err = io.ReadAll(res.Body)
 	assert.Error(t, err, "the client must see the response broken off")
 }
+
+func TestRequireAppToken(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	tests := []struct {
+		name, token, path, sent string
+		want                    int
+	}{
+		{"no token configured lets everything through", "", "/users", "", http.StatusNoContent},
+		{"the sidecar's token", "s3cret", "/users", "s3cret", http.StatusNoContent},
+		{"no token sent", "s3cret", "/users", "", http.StatusUnauthorized},
+		{"a wrong token", "s3cret", "/users", "s3cret2", http.StatusUnauthorized},
+		{"health stays open", "s3cret", "/healthz", "", http.StatusNoContent},
+		{"readiness stays open", "s3cret", "/readyz", "", http.StatusNoContent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, tt.path, nil)
+			if tt.sent != "" {
+				r.Header.Set(server.AppTokenHeader, tt.sent)
+			}
+			w := httptest.NewRecorder()
+			server.RequireAppToken(tt.token, ok).ServeHTTP(w, r)
+			assert.Equal(t, tt.want, w.Code)
+			if tt.want == http.StatusUnauthorized {
+				assert.Contains(t, w.Body.String(), `"code":"unauthorized"`)
+			}
+		})
+	}
+}

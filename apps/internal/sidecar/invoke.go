@@ -41,12 +41,13 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 type Invoker struct {
 	base   string
 	client *http.Client
-	header http.Header
+	token  string
 }
 
-// NewInvoker returns an Invoker for the sidecar whose HTTP API is at base.
-func NewInvoker(base string, client *http.Client) *Invoker {
-	return &Invoker{base: strings.TrimRight(base, "/"), client: client, header: http.Header{}}
+// NewInvoker returns an Invoker for the sidecar whose HTTP API is at base;
+// token is the sidecar's API token (DAPR_API_TOKEN), "" when it has none.
+func NewInvoker(base, token string, client *http.Client) *Invoker {
+	return &Invoker{base: strings.TrimRight(base, "/"), client: client, token: token}
 }
 
 // Response is what the target app answered.
@@ -82,6 +83,9 @@ func (i *Invoker) Invoke(ctx context.Context, appID, verb, method string, body a
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if i.token != "" {
+		req.Header.Set(server.AppTokenHeader, i.token)
 	}
 	if rid := server.RequestID(ctx); rid != "" {
 		req.Header.Set(server.RequestIDHeader, rid)
