@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -20,8 +22,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// resiliencyFile is the file every sidecar of ordermesh loads.
-const resiliencyFile = "../../resiliency.yaml"
+// resiliencyFile holds the services' document and edgeFile the gateway's;
+// the sidecars load both from dapr/resources/.
+const (
+	resiliencyFile = "../../resiliency.yaml"
+	edgeFile       = "../resources/resiliency-edge.yaml"
+)
 
 // tutorialBreaker is one call of the tutorial's CircuitBreaker(...) and the
 // breaker policy of resiliency.yaml that implements it.
@@ -65,6 +71,9 @@ func loadSpecs(t *testing.T) []*v1alpha1.Resiliency {
 	t.Helper()
 	docs, err := Load(resiliencyFile)
 	require.NoError(t, err)
+	edgeDocs, err := Load(edgeFile)
+	require.NoError(t, err)
+	docs = append(docs, edgeDocs...)
 	var names []string
 	for _, d := range docs {
 		names = append(names, d.Name)
@@ -258,4 +267,15 @@ func run(p *daprres.PolicyDefinition, a answer) (attempts int32, err error) {
 		return nil, a(ctx, n.Add(1))
 	})
 	return n.Load(), err
+}
+
+// bothFiles returns the two resiliency files as one multi-document YAML, the
+// way the tests mutate and scale them.
+func bothFiles(t *testing.T) []byte {
+	t.Helper()
+	main, err := os.ReadFile(resiliencyFile)
+	require.NoError(t, err)
+	edgeDoc, err := os.ReadFile(edgeFile)
+	require.NoError(t, err)
+	return slices.Concat(main, []byte("---\n"), edgeDoc)
 }

@@ -51,8 +51,10 @@ func Load(path string) ([]*v1alpha1.Resiliency, error) {
 // silently skip a document whose kind is misspelt. Documents that hold only
 // comments are skipped.
 //
-// Documents are split where daprd's resource loader splits them: at every
-// line that starts with "---".
+// Documents are split where daprd's hot-reload resource loader splits them:
+// at every line that starts with "---". At start, though, daprd 1.18 reads
+// only the first document of each resiliency file (LoadLocalResiliency); the
+// test TestDaprdLoadsItsDocumentForEveryApp checks what each sidecar gets.
 func Parse(data []byte) ([]*v1alpha1.Resiliency, error) {
 	var docs []*v1alpha1.Resiliency
 	names := map[string]int{}
@@ -87,7 +89,7 @@ func Parse(data []byte) ([]*v1alpha1.Resiliency, error) {
 }
 
 // splitDocuments cuts a YAML stream at the lines that start with "---", as
-// daprd's resource loader does (pkg/internal/loader/disk splitYamlDoc).
+// daprd's hot-reload loader does (pkg/internal/loader/disk, splitYamlDoc).
 func splitDocuments(data []byte) [][]byte {
 	var docs [][]byte
 	var cur bytes.Buffer
@@ -110,8 +112,9 @@ func splitDocuments(data []byte) [][]byte {
 // divided by factor and nothing else changed. The durations are the
 // policies' timeouts, the retries' duration and maxInterval, and the circuit
 // breakers' timeout and interval: the same fields the harness's
-// ScaleResiliency scales. A duration that would become zero is an error: Dapr reads a zero
-// breaker timeout as its 60 s default and a zero timeout as none.
+// ScaleResiliency scales. A duration that would become zero is an error
+// (the harness floors it at 1ms instead): Dapr reads a zero breaker timeout
+// as its 60 s default and a zero timeout as none.
 func Scaled(res *v1alpha1.Resiliency, factor int) (*v1alpha1.Resiliency, error) {
 	if factor < 1 {
 		return nil, fmt.Errorf("scale resiliency: factor %d, want 1 or more", factor)

@@ -82,8 +82,10 @@ func TestScaledRefuses(t *testing.T) {
 
 func TestWriteScaled(t *testing.T) {
 	const factor = 100
+	src := filepath.Join(t.TempDir(), "both.yaml")
+	require.NoError(t, os.WriteFile(src, bothFiles(t), 0o644))
 	dst := filepath.Join(t.TempDir(), "resiliency.yaml")
-	require.NoError(t, WriteScaled(resiliencyFile, dst, factor))
+	require.NoError(t, WriteScaled(src, dst, factor))
 
 	written, err := Load(dst)
 	require.NoError(t, err, "the written file must load strictly")

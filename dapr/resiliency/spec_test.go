@@ -20,8 +20,7 @@ import (
 )
 
 func TestLoadIsStrict(t *testing.T) {
-	orig, err := os.ReadFile(resiliencyFile)
-	require.NoError(t, err)
+	orig := bothFiles(t)
 
 	tests := []struct {
 		name string

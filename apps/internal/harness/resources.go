@@ -21,8 +21,13 @@ import (
 // servers' addresses, a Redis database of its own, and its app ids.
 func (s *System) writeResources() error {
 	root := RepoRoot(s.t)
-	db := 1 + int(s.n-1)%15
-	s.redisDB, s.directRedis = db, s.opts.Infra.withDefaults().Redis
+	s.directRedis = s.opts.Infra.withDefaults().Redis
+	db, err := claimRedisDB(s.directRedis)
+	if err != nil {
+		return fmt.Errorf("claim a redis database at %s: %w", s.directRedis, err)
+	}
+	s.redisDB = db
+	s.t.Cleanup(func() { _, _ = redisDo(s.directRedis, 0, "DEL", dbClaimKey(db)) })
 	if err := flushRedisDB(s.directRedis, db); err != nil {
 		return fmt.Errorf("prepare redis db %d at %s: %w", db, s.directRedis, err)
 	}
@@ -155,6 +160,37 @@ func SetMetadata(doc map[string]any, name, value string) {
 	spec["metadata"] = append(items, map[string]any{"name": name, "value": value})
 }
 
+// claimRedisDB finds a Redis database (1-15) no other running system uses
+// and claims it, with a key in database 0 holding this process's pid: test
+// binaries running at once never flush each other's data. A claim whose
+// process is gone, or that expired, is taken over.
+func claimRedisDB(addr string) (int, error) {
+	me := strconv.Itoa(os.Getpid())
+	for i := range 15 {
+		db := 1 + (os.Getpid()+int(systems.Load())+i)%15
+		key := dbClaimKey(db)
+		reply, err := redisDo(addr, 0, "SET", key, me, "NX", "EX", "3600")
+		if err != nil {
+			return 0, err
+		}
+		if reply == "+OK" {
+			return db, nil
+		}
+		holder, err := redisDo(addr, 0, "GET", key)
+		if err != nil {
+			return 0, err
+		}
+		if pid, err := strconv.Atoi(holder); err == nil && pid != os.Getpid() && !Alive(pid) {
+			if reply, err := redisDo(addr, 0, "SET", key, me, "XX", "EX", "3600"); err == nil && reply == "+OK" {
+				return db, nil
+			}
+		}
+	}
+	return 0, errors.New("all 15 databases are claimed by running systems")
+}
+
+func dbClaimKey(db int) string { return "ordermesh-e2e-db-" + strconv.Itoa(db) }
+
 // flushRedisDB empties one Redis database.
 func flushRedisDB(addr string, db int) error {
 	_, err := redisDo(addr, db, "FLUSHDB")
@@ -192,6 +228,14 @@ func redisDo(addr string, db int, args ...string) (string, error) {
 		if strings.HasPrefix(line, "-") {
 			return "", fmt.Errorf("redis %s: %s", cmd[0], strings.TrimSpace(line))
 		}
+	}
+	// A bulk string ("$5" then the value): answer the value ("" for nil).
+	if n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "$"))); strings.HasPrefix(line, "$") && err == nil {
+		if n < 0 {
+			return "", nil
+		}
+		value, err := r.ReadString('\n')
+		return strings.TrimSpace(value), err
 	}
 	return strings.TrimSpace(line), nil
 }

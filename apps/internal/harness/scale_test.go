@@ -20,12 +20,16 @@ import (
 // durations, by position, independently of how ScaleResiliency finds them.
 var durationPath = regexp.MustCompile(`^spec\.policies\.(timeouts\.[^.]+|retries\.[^.]+\.(duration|maxInterval)|circuitBreakers\.[^.]+\.(timeout|interval))$`)
 
-// resiliencyDocs decodes every document of the repository's resiliency.yaml
-// as the harness does.
+// resiliencyDocs decodes the repository's resiliency documents (the
+// services' resiliency.yaml, then the gateway's resiliency-edge.yaml) as the
+// harness does.
 func resiliencyDocs(t *testing.T) []map[string]any {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(RepoRoot(t), "resiliency.yaml"))
+	main, err := os.ReadFile(filepath.Join(RepoRoot(t), "resiliency.yaml"))
 	require.NoError(t, err)
+	edge, err := os.ReadFile(filepath.Join(RepoRoot(t), "dapr", "resources", "resiliency-edge.yaml"))
+	require.NoError(t, err)
+	raw := append(append(main, "---\n"...), edge...)
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	var docs []map[string]any
 	for {
