@@ -33,7 +33,7 @@ func (g *Gateway) Forward(appID string) http.Handler {
 	if err != nil {
 		panic("gateway: bad sidecar URL: " + err.Error())
 	}
-	return &httputil.ReverseProxy{
+	proxy := &httputil.ReverseProxy{
 		Transport: g.Client.Transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			method := strings.TrimPrefix(pr.In.URL.EscapedPath(), "/api/")
@@ -43,8 +43,17 @@ func (g *Gateway) Forward(appID string) http.Handler {
 			pr.Out.URL.RawPath = "/v1.0/invoke/" + appID + "/method/" + method
 			pr.Out.Host = target.Host
 			pr.Out.Header.Del("Forwarded")
-			// A client's own dapr-api-token never reaches the sidecar.
-			pr.Out.Header.Del(server.AppTokenHeader)
+			// Headers that steer the sidecar are the gateway's to set, never
+			// a client's: dapr-app-id (or its Basic-auth form) would pick
+			// another target, even an outside URL, and dapr-api-token would
+			// be a client's guess at the sidecar's token. The public API
+			// has no use for Authorization.
+			for name := range pr.Out.Header {
+				if strings.HasPrefix(strings.ToLower(name), "dapr-") {
+					pr.Out.Header.Del(name)
+				}
+			}
+			pr.Out.Header.Del("Authorization")
 			if g.Token != "" {
 				pr.Out.Header.Set(server.AppTokenHeader, g.Token)
 			}
@@ -92,6 +101,18 @@ func (g *Gateway) Forward(appID string) http.Handler {
 			api.WriteError(w, r, g.Log, err)
 		},
 	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The method path must stay under the service's own prefix: a ".."
+		// segment would walk out of /v1.0/invoke/<app>/method/ into the
+		// sidecar's other APIs once the sidecar cleans the path.
+		for _, seg := range strings.Split(r.URL.Path, "/") {
+			if seg == ".." || seg == "." {
+				api.WriteError(w, r, g.Log, api.Errorf(api.CodeInvalidRequest, "path %q has dot segments", r.URL.Path))
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	})
 }
 
 type sidecarFailure struct{ app, why string }

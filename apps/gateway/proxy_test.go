@@ -392,3 +392,38 @@ func requireErrorBody(t *testing.T, w *httptest.ResponseRecorder) api.Error {
 	require.Len(t, body["error"], 2, "error body holds exactly code and message: %s", w.Body.String())
 	return api.Error{Code: api.Code(body["error"]["code"]), Message: body["error"]["message"]}
 }
+
+func TestForwardNeverLetsAClientSteerTheSidecar(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+	}{
+		{"dapr-app-id", http.Header{"Dapr-App-Id": {"payments"}}},
+		{"dapr-app-id naming an outside URL", http.Header{"Dapr-App-Id": {"http://169.254.169.254"}}},
+		{"basic auth form of dapr-app-id", http.Header{"Authorization": {"Basic ZGFwci1hcHAtaWQ6cGF5bWVudHM="}}},
+		{"a guessed api token", http.Header{"Dapr-Api-Token": {"guess"}}},
+		{"a caller id", http.Header{"Dapr-Caller-App-Id": {"orders"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := newFakeSidecar(t, answer(http.StatusOK, `{}`))
+			gw := newTestGateway(t, sc.URL)
+			serve(t, gw.Forward("users"), http.MethodGet, "/api/users/1", "", tt.header)
+			got := sc.only(t).Header
+			for name := range got {
+				assert.False(t, strings.HasPrefix(strings.ToLower(name), "dapr-") && name != "Dapr-Api-Token",
+					"header %s reached the sidecar", name)
+			}
+			assert.Empty(t, got.Get("Authorization"))
+			assert.NotEqual(t, "guess", got.Get("Dapr-Api-Token"))
+		})
+	}
+}
+
+func TestForwardRefusesDotSegments(t *testing.T) {
+	sc := newFakeSidecar(t, answer(http.StatusOK, `{}`))
+	gw := newTestGateway(t, sc.URL)
+	w := serve(t, gw.Forward("users"), http.MethodGet, "/api/users/../../../v1.0/state/statestore/k", "", nil)
+	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Equal(t, api.CodeInvalidRequest, requireErrorBody(t, w).Code)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -34,6 +35,9 @@ func (h handlers) list(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.log, err)
 		return
 	}
+	if list == nil {
+		list = []Notification{}
+	}
 	api.WriteJSON(w, http.StatusOK, list)
 }
 
@@ -42,6 +46,9 @@ func (h handlers) deadLetters(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
 		return
+	}
+	if list == nil {
+		list = []DeadLetter{}
 	}
 	api.WriteJSON(w, http.StatusOK, list)
 }
@@ -61,7 +68,11 @@ func (h handlers) orderEvent(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) deadLetter(w http.ResponseWriter, r *http.Request) {
-	raw, ce, _ := readEvent(w, r) // an undecodable dead letter is kept as it is
+	raw, ce, readErr := readEvent(w, r) // an undecodable dead letter is kept as it is
+	var tooLarge *http.MaxBytesError
+	if errors.As(readErr, &tooLarge) {
+		ce.ID = "" // an id read from a cut body is not to be trusted
+	}
 	outcome, err := h.notifier.HandleDeadLetter(r.Context(), ce, raw)
 	if err != nil {
 		h.log.WarnContext(r.Context(), "dead letter not stored", "event_id", ce.ID, "err", err)

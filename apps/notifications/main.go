@@ -23,7 +23,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	storeName := config.StringVar(getenv, "STATE_STORE", "statestore")
 	log := server.NewLogger(cfg.AppID)
 
-	client, err := sidecar.Connect(cfg.DaprGRPCAddress())
+	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken)
 	if err != nil {
 		return err
 	}

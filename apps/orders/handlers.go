@@ -86,7 +86,7 @@ func (h handlers) paymentEvent(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = decodeEventData(ce.Data, &ev)
 	}
-	if err == nil && (ev.Type != "payment_completed" || !api.ValidID(ev.OrderID) || ev.PaymentID == "") {
+	if err == nil && (ev.Type != "payment_completed" || !api.ValidID(ev.OrderID) || !api.ValidID(ev.PaymentID)) {
 		err = fmt.Errorf("not a payment_completed event: type %q", ev.Type)
 	}
 	if err != nil {

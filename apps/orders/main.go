@@ -27,7 +27,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	peers := config.LoadPeers(getenv)
 	log := server.NewLogger(cfg.AppID)
 
-	client, err := sidecar.Connect(cfg.DaprGRPCAddress())
+	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +58,7 @@ func run() error {
 		daprCLI  = flag.String("dapr", ".dapr/bin/dapr", "dapr CLI to run")
 		pubsub   = flag.String("pubsub", "redis", "orderpubsub broker: redis or rabbitmq")
 		deadline = flag.Duration("ready-timeout", 2*time.Minute, "how long the apps may take to become ready")
+		mtls     = flag.Bool("mtls", true, "mTLS between sidecars and access policies (Sentry started if needed)")
 	)
 	flag.Parse()
 
@@ -80,11 +82,22 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	root, err := filepath.Abs(filepath.Dir(*file))
+	if err != nil {
+		return err
+	}
+	sec, raw, err := prepareSecurity(root, *mtls, raw)
+	if err != nil {
+		return err
+	}
+	defer sec.stop()
+
 	// The CLI gets its own process group: Ctrl-C reaches devrun only, and
 	// devrun decides how the CLI is stopped.
 	cli := exec.Command(*daprCLI, "run", "-f", "-")
 	cli.Stdin = bytes.NewReader(raw)
 	cli.Stdout, cli.Stderr = os.Stdout, os.Stderr
+	cli.Env = append(os.Environ(), sec.env...)
 	cli.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	fmt.Printf("devrun: starting %d apps with %s (pub/sub: %s) ...\n", len(rf.Apps), *daprCLI, *pubsub)
 	if err := cli.Start(); err != nil {

@@ -138,6 +138,9 @@ func Decode(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil {
 		return decodeError(err)
 	}
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] != '{' && json.Valid(trimmed) {
+		return Errorf(CodeInvalidRequest, "request body must be a JSON object")
+	}
 	if depth := jsonDepth(body); depth > MaxJSONDepth {
 		return Errorf(CodeInvalidRequest, "request body nests deeper than %d levels", MaxJSONDepth)
 	}

@@ -121,8 +121,10 @@ func TestBench(t *testing.T) {
 func sidecarOverhead(t *testing.T, sys *harness.System) []OverheadRow {
 	u := post(t, sys.GatewayURL()+"/api/users", map[string]any{"name": "Bench", "email": fmt.Sprintf("bench-%d@example.com", time.Now().UnixNano())})
 	users := sys.App("users")
-	direct := vegeta.Target{Method: http.MethodGet, URL: users.URL() + "/users/" + u}
-	via := vegeta.Target{Method: http.MethodGet, URL: sys.App("gateway").SidecarURL() + "/v1.0/invoke/" + users.ID + "/method/users/" + u}
+	// The app's own port wants the token its sidecar sends.
+	direct := vegeta.Target{Method: http.MethodGet, URL: users.URL() + "/users/" + u, Header: http.Header{"Dapr-Api-Token": {sys.AppToken}}}
+	via := vegeta.Target{Method: http.MethodGet, URL: sys.App("gateway").SidecarURL() + "/v1.0/invoke/" + users.ID + "/method/users/" + u,
+		Header: http.Header{"Dapr-Api-Token": {sys.DaprToken}}}
 	// Warm both paths: connections, caches.
 	attack(t, sys, "warm-direct", direct, 200, 2*time.Second)
 	attack(t, sys, "warm-sidecar", via, 200, 2*time.Second)

@@ -239,6 +239,7 @@ func cloudEvent(id string, data map[string]any) map[string]any {
 // id, so publishing one event twice is a redelivery.
 func publish(t *testing.T, via *harness.App, topic string, ce map[string]any) {
 	t.Helper()
-	res := do(t, http.MethodPost, via.SidecarURL()+"/v1.0/publish/orderpubsub/"+topic, ce, "Content-Type", "application/cloudevents+json")
+	res := do(t, http.MethodPost, via.SidecarURL()+"/v1.0/publish/orderpubsub/"+topic, ce,
+		"Content-Type", "application/cloudevents+json", "dapr-api-token", via.System().DaprToken)
 	require.Equal(t, http.StatusNoContent, res.Status, "publish: %s", res.Body)
 }

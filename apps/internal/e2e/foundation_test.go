@@ -185,20 +185,22 @@ func TestFoundation(t *testing.T) {
 	t.Run("calls through a sidecar, in both URL forms", func(t *testing.T) {
 		u := createUser(t, gw)
 		users := sys.App("users")
-		// From another app's sidecar, as a service would call.
-		orders := sys.App("orders")
-		res := do(t, http.MethodGet, orders.SidecarURL()+"/v1.0/invoke/"+users.ID+"/method/users/"+u.ID, nil)
+		// From the gateway's sidecar, which the access policy lets read and
+		// register users; its API wants the system's token.
+		via := sys.App("gateway")
+		token := sys.DaprToken
+		res := do(t, http.MethodGet, via.SidecarURL()+"/v1.0/invoke/"+users.ID+"/method/users/"+u.ID, nil, "dapr-api-token", token)
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 		var got user
 		res.JSON(t, &got)
 		assert.Equal(t, u.ID, got.ID)
 
-		res = do(t, http.MethodGet, orders.SidecarURL()+"/users/"+u.ID, nil, "dapr-app-id", users.ID)
+		res = do(t, http.MethodGet, via.SidecarURL()+"/users/"+u.ID, nil, "dapr-app-id", users.ID, "dapr-api-token", token)
 		require.Equal(t, http.StatusOK, res.Status, "%s", res.Body)
 		res.JSON(t, &got)
 		assert.Equal(t, u.ID, got.ID)
 
-		res = do(t, http.MethodPost, orders.SidecarURL()+"/v1.0/invoke/"+users.ID+"/method/users", map[string]any{"name": "Via Sidecar", "email": uniqueEmail()})
+		res = do(t, http.MethodPost, via.SidecarURL()+"/v1.0/invoke/"+users.ID+"/method/users", map[string]any{"name": "Via Sidecar", "email": uniqueEmail()}, "dapr-api-token", token)
 		assert.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
 	})
 
@@ -220,7 +222,7 @@ func TestStoppingLeavesNoProcess(t *testing.T) {
 		pids = append(pids, p.Pid())
 		require.True(t, harness.Alive(p.Pid()), "%s runs", p.Name)
 	}
-	require.Len(t, pids, 12, "six apps and six sidecars")
+	require.Len(t, pids, 13, "six apps, six sidecars and Sentry")
 	sys.Stop()
 	for _, p := range sys.Procs() {
 		assert.False(t, harness.Alive(p.Pid()), "%s (pid %d) still runs", p.Name, p.Pid())

@@ -9,6 +9,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -68,6 +69,9 @@ type Options struct {
 	// and its own sidecar, so a test can count the requests that reach the
 	// app and take it off the network (App.Counter).
 	CountApps []string
+	// Insecure runs without Sentry, mTLS, access policies and API tokens,
+	// as `make run MTLS=off` does.
+	Insecure bool
 }
 
 // System is a running ordermesh.
@@ -92,6 +96,12 @@ type System struct {
 
 	redisDB     int    // the Redis database of this system
 	directRedis string // Redis itself, not the proxy
+
+	// Sentry signs the sidecars' certificates; nil when Insecure.
+	Sentry *Sentry
+	// DaprToken guards every sidecar's API (DAPR_API_TOKEN) and AppToken
+	// every app's port (APP_API_TOKEN); both "" when Insecure.
+	DaprToken, AppToken string
 }
 
 var systems atomic.Int64
@@ -102,6 +112,9 @@ var systems atomic.Int64
 func Start(t testing.TB, opts Options) *System {
 	t.Helper()
 	s := Prepare(t, opts)
+	if !opts.Insecure {
+		s.Sentry = StartSentry(t, filepath.Join(s.dir, "sentry"), s.ConfigPath(), s.track)
+	}
 	for _, name := range Apps {
 		s.apps[name].StartSidecar()
 		s.apps[name].StartApp()
@@ -137,6 +150,9 @@ func Prepare(t testing.TB, opts Options) *System {
 
 	for _, name := range Apps {
 		s.apps[name] = &App{Name: name, ID: name + "-" + s.ID, sys: s}
+	}
+	if !opts.Insecure {
+		s.DaprToken, s.AppToken = newToken(), newToken()
 	}
 	if opts.ProxyPostgres {
 		s.Postgres = NewProxy(t, pgHostPort(s.infra.Postgres))
@@ -177,6 +193,9 @@ func (s *System) BinDir() string       { return s.bins }
 // Dapr gives it: its peers' app ids and the test's extra variables.
 func (s *System) AppEnv(name string) map[string]string {
 	env := map[string]string{"SHUTDOWN_TIMEOUT": "5s"}
+	if s.DaprToken != "" {
+		env["DAPR_API_TOKEN"], env["APP_API_TOKEN"] = s.DaprToken, s.AppToken
+	}
 	var metrics []string
 	for _, peer := range Apps {
 		env[strings.ToUpper(peer)+"_APP_ID"] = s.apps[peer].ID
@@ -277,6 +296,9 @@ func (a *App) sidecarAppPort() int {
 	return a.AppPort
 }
 
+// System is the system the app belongs to.
+func (a *App) System() *System { return a.sys }
+
 // AppProc and SidecarProc are the current processes.
 func (a *App) AppProc() *Proc     { return a.app }
 func (a *App) SidecarProc() *Proc { return a.daprd }
@@ -302,7 +324,15 @@ func (a *App) StartSidecar() {
 		"--app-health-probe-interval", "1",
 		"--log-level", logLevel(),
 	}
-	a.daprd = s.start(a.Name+"-daprd", "sidecar", s.daprd, args, nil)
+	var env []string
+	if s.Sentry != nil {
+		args = append(args, "--enable-mtls", "--sentry-address", s.Sentry.Address())
+		env = append(env, "DAPR_TRUST_ANCHORS="+s.Sentry.TrustAnchors(s.t))
+	}
+	if s.DaprToken != "" {
+		env = append(env, "DAPR_API_TOKEN="+s.DaprToken, "APP_API_TOKEN="+s.AppToken)
+	}
+	a.daprd = s.start(a.Name+"-daprd", "sidecar", s.daprd, args, env)
 }
 
 // StartApp starts the app process.
@@ -360,9 +390,10 @@ func (a *App) readiness() string {
 	if err != nil {
 		return err.Error()
 	}
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 4096))
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return "app /readyz: " + res.Status
+		return "app /readyz: " + res.Status + ": " + string(body)
 	}
 	res, err = a.sys.client.Get(a.SidecarURL() + "/v1.0/healthz")
 	if err != nil {

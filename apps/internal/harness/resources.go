@@ -117,6 +117,17 @@ func (s *System) rewriteDoc(doc map[string]any, redisDB int) {
 			SetMetadata(doc, "connectionString", s.infra.RabbitMQ)
 		}
 	case "Configuration":
+		if s.opts.Insecure {
+			delete(spec, "mtls")
+			delete(spec, "accessControl")
+		} else if acl, ok := spec["accessControl"].(map[string]any); ok {
+			policies, _ := acl["policies"].([]any)
+			for _, p := range policies {
+				if m, ok := p.(map[string]any); ok {
+					m["appId"] = s.appID(fmt.Sprint(m["appId"]))
+				}
+			}
+		}
 		// Sidecars find each other through a fixed table instead of mDNS:
 		// nothing leaves loopback, nothing is multicast, and a restarted
 		// sidecar is found at once on its old port.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -24,13 +25,29 @@ var ErrConflict = errors.New("state conflict")
 
 // Connect opens the gRPC connection to the sidecar without waiting for it: the
 // sidecar may start after the app, and readiness reports when it is there.
-func Connect(address string) (dapr.Client, error) {
-	conn, err := grpc.NewClient(address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// token is the sidecar's API token (DAPR_API_TOKEN), sent with every call;
+// "" when the sidecar wants none.
+func Connect(address, token string) (dapr.Client, error) {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if token != "" {
+		opts = append(opts,
+			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {
+				return invoker(metadata.AppendToOutgoingContext(ctx, tokenMetadata, token), method, req, reply, cc, o...)
+			}),
+			grpc.WithStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, o ...grpc.CallOption) (grpc.ClientStream, error) {
+				return streamer(metadata.AppendToOutgoingContext(ctx, tokenMetadata, token), desc, cc, method, o...)
+			}),
+		)
+	}
+	conn, err := grpc.NewClient(address, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("dial dapr sidecar at %s: %w", address, err)
 	}
 	return dapr.NewClientWithConnection(conn), nil
 }
+
+// tokenMetadata is the gRPC metadata key of the sidecar's API token.
+const tokenMetadata = "dapr-api-token"
 
 // Item is a stored value with the ETag it was read with.
 type Item struct {
