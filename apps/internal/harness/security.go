@@ -110,3 +110,48 @@ func newToken() string {
 	}
 	return hex.EncodeToString(b[:])
 }
+
+// StartLoneSidecar starts one more daprd without an app, claiming app id
+// appID and taking its certificate from sentry, with the system's resources,
+// Configuration and API token. A test plays an impostor with it: a sidecar
+// whose certificate comes from another Sentry. It returns the sidecar's HTTP
+// API base URL once it answers.
+func (s *System) StartLoneSidecar(appID string, sentry *Sentry) string {
+	s.t.Helper()
+	ports, err := freePorts(4)
+	if err != nil {
+		s.t.Fatalf("harness: ports: %v", err)
+	}
+	args := []string{
+		"--app-id", appID,
+		"--dapr-http-port", strconv.Itoa(ports[0]),
+		"--dapr-grpc-port", strconv.Itoa(ports[1]),
+		"--dapr-internal-grpc-port", strconv.Itoa(ports[2]),
+		"--metrics-port", strconv.Itoa(ports[3]),
+		"--dapr-listen-addresses", "127.0.0.1",
+		"--resources-path", s.ResourcesDir(),
+		"--config", s.ConfigPath(),
+		"--placement-host-address", "",
+		"--scheduler-host-address", "",
+		"--enable-mtls", "--sentry-address", sentry.Address(),
+		"--log-level", logLevel(),
+	}
+	env := []string{"DAPR_TRUST_ANCHORS=" + sentry.TrustAnchors(s.t), "DAPR_API_TOKEN=" + s.DaprToken}
+	p := s.start("lone-"+appID, "sidecar", s.daprd, args, env)
+	base := "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	end := time.Now().Add(30 * time.Second)
+	for time.Now().Before(end) {
+		if p.Exited() {
+			s.t.Fatalf("harness: lone sidecar exited: %v\n%s", p.ExitErr(), p.Tail(30))
+		}
+		if res, err := s.client.Get(base + "/v1.0/healthz/outbound"); err == nil {
+			res.Body.Close()
+			if res.StatusCode/100 == 2 {
+				return base
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("harness: lone sidecar not healthy after 30s\n%s", p.Tail(30))
+	return ""
+}
