@@ -46,27 +46,7 @@ func (s stateInbox) List(ctx context.Context, userID string) ([]Notification, er
 	for i, id := range ids {
 		keys[i] = "notification/" + id
 	}
-	items, err := s.store.GetBulk(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	byKey := make(map[string]sidecar.Item, len(items))
-	for _, it := range items {
-		byKey[it.Key] = it
-	}
-	list := make([]Notification, 0, len(ids))
-	for _, k := range keys {
-		it, ok := byKey[k]
-		if !ok {
-			continue
-		}
-		var n Notification
-		if err := it.Decode(&n); err != nil {
-			return nil, err
-		}
-		list = append(list, n)
-	}
-	return list, nil
+	return sidecar.ReadAll[Notification](ctx, s.store, keys)
 }
 
 func (s stateInbox) AddDeadLetter(ctx context.Context, d DeadLetter) (bool, error) {
@@ -119,10 +99,11 @@ func appendOnce[T any](ctx context.Context, store *sidecar.Store, key string, v 
 	}
 }
 
+// read is Store.Read with a missing key read as empty (etag "").
 func read(ctx context.Context, store *sidecar.Store, key string, v any) (etag string, err error) {
-	it, found, err := store.Get(ctx, key)
-	if err != nil || !found {
-		return "", err
+	etag, err = store.Read(ctx, key, v)
+	if errors.Is(err, sidecar.ErrNotFound) {
+		return "", nil
 	}
-	return it.ETag, it.Decode(v)
+	return etag, err
 }

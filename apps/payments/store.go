@@ -63,14 +63,11 @@ func (s statePayments) Payment(ctx context.Context, id string) (Payment, error) 
 }
 
 func (s statePayments) get(ctx context.Context, key string, v any) (string, error) {
-	it, found, err := s.store.Get(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	if !found {
+	etag, err := s.store.Read(ctx, key, v)
+	if errors.Is(err, sidecar.ErrNotFound) {
 		return "", ErrNotFound
 	}
-	return it.ETag, it.Decode(v)
+	return etag, err
 }
 
 // conflict turns the sidecar's conflict into the domain's.

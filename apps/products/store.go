@@ -53,27 +53,7 @@ func (s stateCatalog) Products(ctx context.Context, ids []string) ([]Product, er
 	for i, id := range ids {
 		keys[i] = "product/" + id
 	}
-	items, err := s.store.GetBulk(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	byKey := make(map[string]sidecar.Item, len(items))
-	for _, it := range items {
-		byKey[it.Key] = it
-	}
-	products := make([]Product, 0, len(items))
-	for _, k := range keys {
-		it, ok := byKey[k]
-		if !ok {
-			continue
-		}
-		var p Product
-		if err := it.Decode(&p); err != nil {
-			return nil, err
-		}
-		products = append(products, p)
-	}
-	return products, nil
+	return sidecar.ReadAll[Product](ctx, s.store, keys)
 }
 
 func (s stateCatalog) Reservation(ctx context.Context, orderID string) (Reservation, string, error) {
@@ -95,14 +75,11 @@ func (s stateCatalog) DeleteReservation(ctx context.Context, orderID, etag strin
 }
 
 func (s stateCatalog) get(ctx context.Context, key string, v any) (string, error) {
-	it, found, err := s.store.Get(ctx, key)
-	if err != nil {
-		return "", err
-	}
-	if !found {
+	etag, err := s.store.Read(ctx, key, v)
+	if errors.Is(err, sidecar.ErrNotFound) {
 		return "", ErrNotFound
 	}
-	return it.ETag, it.Decode(v)
+	return etag, err
 }
 
 // conflict turns the sidecar's conflict into the domain's.

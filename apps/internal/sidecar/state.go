@@ -19,6 +19,9 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// ErrNotFound is what Read answers for a key that does not exist.
+var ErrNotFound = errors.New("state not found")
+
 // ErrConflict means a write lost an optimistic-concurrency race: the ETag no
 // longer matches, or a key that must be new already exists.
 var ErrConflict = errors.New("state conflict")
@@ -93,6 +96,45 @@ func (s *Store) Get(ctx context.Context, key string) (it Item, found bool, err e
 		return Item{Key: key}, false, nil
 	}
 	return Item{Key: key, Value: res.Value, ETag: res.Etag}, true, nil
+}
+
+// Read decodes the JSON value of key into v and returns its ETag, or
+// ErrNotFound when the key does not exist.
+func (s *Store) Read(ctx context.Context, key string, v any) (etag string, err error) {
+	it, found, err := s.Get(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	if !found {
+		return "", fmt.Errorf("%s/%s: %w", s.name, key, ErrNotFound)
+	}
+	return it.ETag, it.Decode(v)
+}
+
+// ReadAll reads keys in one call and decodes the values that exist, in the
+// order of keys; missing keys are left out.
+func ReadAll[T any](ctx context.Context, s *Store, keys []string) ([]T, error) {
+	items, err := s.GetBulk(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[string]Item, len(items))
+	for _, it := range items {
+		byKey[it.Key] = it
+	}
+	out := make([]T, 0, len(items))
+	for _, k := range keys {
+		it, ok := byKey[k]
+		if !ok {
+			continue
+		}
+		var v T
+		if err := it.Decode(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // GetBulk reads keys in one call; missing keys are left out of the result.
