@@ -86,12 +86,28 @@ func newComposeProject(t *testing.T, files ...string) *composeProject {
 	requireDocker(t)
 	root := harness.RepoRoot(t)
 	port := freePort(t)
+	// Issuer credentials of the project's own: a Sentry on this machine makes
+	// them and stops; the compose Sentry signs with them and the sidecars
+	// trust their root certificate.
+	var sentryProc *harness.Proc
+	sentry := harness.StartSentry(t, t.TempDir(), filepath.Join(root, "dapr", "config.yaml"), func(p *harness.Proc) {
+		sentryProc = p
+		t.Cleanup(p.Stop)
+	})
+	anchors := sentry.TrustAnchors(t)
+	sentryProc.Stop()
 	p := &composeProject{
 		t:       t,
 		command: composeCommand(t),
 		Name:    "omtest" + strings.ReplaceAll(uuid.NewString()[:8], "-", ""),
 		Gateway: "http://127.0.0.1:" + strconv.Itoa(port),
-		env:     append(os.Environ(), "GATEWAY_PORT="+strconv.Itoa(port)),
+		env: append(os.Environ(),
+			"GATEWAY_PORT="+strconv.Itoa(port),
+			"SENTRY_CREDS="+sentry.CredsDir,
+			"DAPR_TRUST_ANCHORS="+anchors,
+			"APP_API_TOKEN="+strings.ReplaceAll(uuid.NewString(), "-", ""),
+			"DAPR_API_TOKEN="+strings.ReplaceAll(uuid.NewString(), "-", ""),
+		),
 	}
 	p.args = []string{"-p", p.Name}
 	for _, f := range files {
