@@ -63,6 +63,8 @@ func (g *Gateway) Forward(appID string) http.Handler {
 			pr.SetXForwarded()
 		},
 		ModifyResponse: func(res *http.Response) error {
+			// The gateway's middleware already answers with the request id.
+			res.Header.Del(server.RequestIDHeader)
 			// Only error answers are looked at, and only as far as a
 			// sidecar's own error body can go; anything longer is the app's.
 			const peek = 64 << 10
