@@ -105,18 +105,12 @@ func (h handlers) reserveInternal(w http.ResponseWriter, r *http.Request) {
 		api.WriteInternal(w, r, h.log, nil, err)
 		return
 	}
-	id := mux.Vars(r)["id"]
-	res, replayed, err := h.catalog.Reserve(r.Context(), id, in)
+	res, replayed, err := h.catalog.Reserve(r.Context(), mux.Vars(r)["id"], in)
 	if err != nil {
 		api.WriteInternal(w, r, h.log, nil, err)
 		return
 	}
-	p, err := h.catalog.Get(r.Context(), id)
-	if err != nil {
-		api.WriteInternal(w, r, h.log, nil, err)
-		return
-	}
-	api.WriteInternal(w, r, h.log, ReservationAnswer{Reservation: res, PriceCents: p.PriceCents, Replayed: replayed}, nil)
+	api.WriteInternal(w, r, h.log, ReservationAnswer{Reservation: res, PriceCents: res.PriceCents, Replayed: replayed}, nil)
 }
 
 func (h handlers) releaseInternal(w http.ResponseWriter, r *http.Request) {

@@ -13,18 +13,18 @@ import (
 // order id, which makes reserving idempotent: a retried reservation of an
 // order finds the first one instead of taking stock twice.
 type Reservation struct {
-	OrderID   string    `json:"order_id"`
-	ProductID string    `json:"product_id"`
-	Quantity  int64     `json:"quantity"`
-	Status    string    `json:"status"` // pending while stock is being taken, then reserved
-	CreatedAt time.Time `json:"created_at"`
+	OrderID   string `json:"order_id"`
+	ProductID string `json:"product_id"`
+	Quantity  int64  `json:"quantity"`
+	// PriceCents is the unit price when the stock was reserved; orders
+	// computes the order's total from it.
+	PriceCents int64     `json:"price_cents"`
+	Status     string    `json:"status"`
+	CreatedAt  time.Time `json:"created_at"`
 }
 
-// Reservation states.
-const (
-	reservationPending  = "pending"
-	reservationReserved = "reserved"
-)
+// reservationReserved is the status of a reservation holding stock.
+const reservationReserved = "reserved"
 
 // ReservationRequest is what orders sends to reserve stock.
 type ReservationRequest struct {
@@ -48,10 +48,10 @@ func (r ReservationRequest) validate() error {
 	return nil
 }
 
-// Reserve takes quantity units of a product's stock for an order. It first
-// claims the order's reservation (insert-only), then takes the stock with an
-// ETag-checked write, re-reading and retrying when another reservation won
-// the race. replayed is true when the order had already reserved.
+// Reserve takes quantity units of a product's stock for an order: it takes
+// the stock with an ETag-checked write, re-reading and retrying when another
+// reservation won the race, then records the reservation insert-only, keyed
+// by the order. replayed is true when the order had already reserved.
 func (c *Catalog) Reserve(ctx context.Context, productID string, req ReservationRequest) (res Reservation, replayed bool, err error) {
 	if !api.ValidID(productID) {
 		return Reservation{}, false, api.Errorf(api.CodeNotFound, "product %q not found", productID)
@@ -59,12 +59,11 @@ func (c *Catalog) Reserve(ctx context.Context, productID string, req Reservation
 	if err := req.validate(); err != nil {
 		return Reservation{}, false, err
 	}
-	res = Reservation{OrderID: req.OrderID, ProductID: productID, Quantity: *req.Quantity, Status: reservationPending, CreatedAt: c.now()}
-	if err := c.store.InsertReservation(ctx, res); err != nil {
-		if !errors.Is(err, ErrConflict) {
-			return Reservation{}, false, err
-		}
-		return c.existingReservation(ctx, res)
+	res = Reservation{OrderID: req.OrderID, ProductID: productID, Quantity: *req.Quantity, Status: reservationReserved, CreatedAt: c.now()}
+	if got, _, err := c.store.Reservation(ctx, res.OrderID); err == nil {
+		return replay(got, res)
+	} else if !errors.Is(err, ErrNotFound) {
+		return Reservation{}, false, err
 	}
 
 	// Within one replica, reservations of one product queue up here instead
@@ -83,49 +82,40 @@ func (c *Catalog) Reserve(ctx context.Context, productID string, req Reservation
 			return api.Errorf(api.CodeInsufficientStock, "product %s has %d in stock, %d asked", productID, p.Stock, res.Quantity)
 		}
 		p.Stock -= res.Quantity
+		res.PriceCents = p.PriceCents
 		return c.store.UpdateProduct(ctx, p, etag)
 	})
 	unlock()
 	if err != nil {
-		if delErr := c.store.DeleteReservation(context.WithoutCancel(ctx), res.OrderID, ""); delErr != nil {
-			return Reservation{}, false, errors.Join(err, delErr)
-		}
 		return Reservation{}, false, err
 	}
 
-	res.Status = reservationReserved
-	if err := c.markReserved(ctx, res); err != nil {
-		// The stock is taken but the reservation could not say so: give the
-		// stock back and drop the claim, so a retry starts clean.
-		if undoErr := c.undoReserve(context.WithoutCancel(ctx), res); undoErr != nil {
+	// The reservation is recorded insert-only: if another request for the
+	// same order (a retry racing the first attempt, on another replica)
+	// recorded one first, this one gives its stock back and answers theirs.
+	if err := c.store.InsertReservation(ctx, res); err != nil {
+		if undoErr := c.restock(context.WithoutCancel(ctx), res); undoErr != nil {
 			return Reservation{}, false, errors.Join(err, undoErr)
+		}
+		if errors.Is(err, ErrConflict) {
+			got, _, getErr := c.store.Reservation(ctx, res.OrderID)
+			if getErr != nil {
+				return Reservation{}, false, errors.Join(err, getErr)
+			}
+			return replay(got, res)
 		}
 		return Reservation{}, false, err
 	}
 	return res, false, nil
 }
 
-// markReserved turns the order's pending claim into a reservation.
-func (c *Catalog) markReserved(ctx context.Context, res Reservation) error {
-	var err error
-	for range 3 {
-		var etag string
-		if _, etag, err = c.store.Reservation(ctx, res.OrderID); err != nil {
-			continue
-		}
-		if err = c.store.UpdateReservation(ctx, res, etag); err == nil {
-			return nil
-		}
+// replay answers a reservation for an order that already has one: the same
+// reservation again, or 422 when the order reserved something else.
+func replay(got, want Reservation) (Reservation, bool, error) {
+	if got.ProductID != want.ProductID || got.Quantity != want.Quantity {
+		return Reservation{}, false, api.Errorf(api.CodeUnprocessable, "order %s already reserved %d of product %s", got.OrderID, got.Quantity, got.ProductID)
 	}
-	return err
-}
-
-// undoReserve puts a reservation's stock back and removes its claim.
-func (c *Catalog) undoReserve(ctx context.Context, res Reservation) error {
-	if err := c.restock(ctx, res); err != nil {
-		return err
-	}
-	return c.store.DeleteReservation(ctx, res.OrderID, "")
+	return got, true, nil
 }
 
 // restock adds a reservation's quantity back to its product's stock.
@@ -140,25 +130,6 @@ func (c *Catalog) restock(ctx context.Context, res Reservation) error {
 		p.Stock += res.Quantity
 		return c.store.UpdateProduct(ctx, p, etag)
 	})
-}
-
-// existingReservation answers a reservation whose order already has one.
-func (c *Catalog) existingReservation(ctx context.Context, want Reservation) (Reservation, bool, error) {
-	got, _, err := c.store.Reservation(ctx, want.OrderID)
-	if errors.Is(err, ErrNotFound) {
-		// Released between our insert and our read: the caller may retry.
-		return Reservation{}, false, api.Errorf(api.CodeConflict, "reservation for order %s changed concurrently; try again", want.OrderID)
-	}
-	if err != nil {
-		return Reservation{}, false, err
-	}
-	switch {
-	case got.ProductID != want.ProductID || got.Quantity != want.Quantity:
-		return Reservation{}, false, api.Errorf(api.CodeUnprocessable, "order %s already reserved %d of product %s", got.OrderID, got.Quantity, got.ProductID)
-	case got.Status != reservationReserved:
-		return Reservation{}, false, api.Errorf(api.CodeConflict, "reservation for order %s is in progress; try again", want.OrderID)
-	}
-	return got, true, nil
 }
 
 // Release gives an order's reserved stock back. Releasing an order that holds
@@ -176,9 +147,6 @@ func (c *Catalog) Release(ctx context.Context, productID, orderID string) error 
 	}
 	if res.ProductID != productID {
 		return api.Errorf(api.CodeNotFound, "no reservation of product %q for order %q", productID, orderID)
-	}
-	if res.Status == reservationPending {
-		return api.Errorf(api.CodeConflict, "reservation for order %s is in progress; try again", orderID)
 	}
 	// Deleting the reservation first (ETag-checked) makes this release the
 	// only one that puts the stock back.

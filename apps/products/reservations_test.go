@@ -82,7 +82,7 @@ func TestReserve(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			want := Reservation{OrderID: "o-1", ProductID: p.ID, Quantity: tt.qty, Status: reservationReserved, CreatedAt: testNow}
+			want := Reservation{OrderID: "o-1", ProductID: p.ID, Quantity: tt.qty, PriceCents: p.PriceCents, Status: reservationReserved, CreatedAt: testNow}
 			assert.Equal(t, want, res)
 			require.True(t, found)
 			assert.Equal(t, want, stored)
@@ -195,7 +195,8 @@ func TestReserveStoreDown(t *testing.T) {
 		method       string
 		wantReserved bool // a reservation remains stored
 	}{
-		{name: "claiming the order fails", method: "InsertReservation"},
+		{name: "looking for an earlier reservation fails", method: "Reservation"},
+		{name: "recording the reservation fails (its stock is given back)", method: "InsertReservation"},
 		{name: "reading the product fails", method: "Product"},
 		{name: "writing the stock fails", method: "UpdateProduct"},
 	}
@@ -255,19 +256,41 @@ func TestReserveIsIdempotentPerOrder(t *testing.T) {
 	}
 }
 
-func TestReserveWhileAnotherIsInProgress(t *testing.T) {
+func TestReserveRacingTheSameOrderOnAnotherReplica(t *testing.T) {
 	c, store := newTestCatalog(t)
 	p := addProduct(t, c, "Mug", 100, 10)
-	store.putReservation(Reservation{OrderID: "o-1", ProductID: p.ID, Quantity: 3, Status: reservationPending, CreatedAt: testNow})
+	c.store = &racingStore{fakeStore: store, other: Reservation{OrderID: "o-1", ProductID: p.ID, Quantity: 3, Status: reservationReserved, CreatedAt: testNow}}
 
-	_, replayed, err := reserve(t.Context(), c, p.ID, "o-1", 3)
+	res, replayed, err := reserve(t.Context(), c, p.ID, "o-1", 3)
 
-	requireCode(t, err, api.CodeConflict)
-	assert.False(t, replayed)
-	assert.Equal(t, int64(10), store.stock(p.ID))
-	stored, found := store.reservation("o-1")
-	require.True(t, found, "the in-progress reservation is not ours to remove")
-	assert.Equal(t, reservationPending, stored.Status)
+	require.NoError(t, err)
+	assert.True(t, replayed, "the other replica's reservation is the answer")
+	assert.Equal(t, testNow, res.CreatedAt)
+	assert.Equal(t, int64(7), store.stock(p.ID), "the other replica's 3 taken, ours given back")
+}
+
+// racingStore plays another replica that reserves the same order (taking its
+// stock) just before this one records its reservation.
+type racingStore struct {
+	*fakeStore
+	other Reservation
+	done  bool
+}
+
+func (s *racingStore) InsertReservation(ctx context.Context, r Reservation) error {
+	if !s.done {
+		s.done = true
+		p, etag, err := s.fakeStore.Product(ctx, s.other.ProductID)
+		if err != nil {
+			return err
+		}
+		p.Stock -= s.other.Quantity
+		if err := s.fakeStore.UpdateProduct(ctx, p, etag); err != nil {
+			return err
+		}
+		s.fakeStore.putReservation(s.other)
+	}
+	return s.fakeStore.InsertReservation(ctx, r)
 }
 
 func TestRelease(t *testing.T) {
@@ -301,29 +324,23 @@ func TestReleaseRefusals(t *testing.T) {
 		name      string
 		productID string
 		orderID   string
-		pending   bool
 		wantCode  api.Code // "" when the release is a no-op success
 	}{
 		{name: "order without reservation", productID: "p-1", orderID: "o-404"},
 		{name: "product that is not the reserved one", productID: "p-2", orderID: "o-1", wantCode: api.CodeNotFound},
 		{name: "invalid product id", productID: "p 1", orderID: "o-1", wantCode: api.CodeNotFound},
 		{name: "invalid order id", productID: "p-1", orderID: "o/1", wantCode: api.CodeNotFound},
-		{name: "reservation in progress", productID: "p-1", orderID: "o-1", pending: true, wantCode: api.CodeConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, store := newTestCatalog(t)
 			p := addProduct(t, c, "Mug", 100, 10)
 			addProduct(t, c, "Plate", 100, 10)
-			if tt.pending {
-				store.putReservation(Reservation{OrderID: "o-1", ProductID: p.ID, Quantity: 3, Status: reservationPending})
-			} else {
-				_, _, err := reserve(t.Context(), c, p.ID, "o-1", 3)
-				require.NoError(t, err)
-			}
+			_, _, err := reserve(t.Context(), c, p.ID, "o-1", 3)
+			require.NoError(t, err)
 			stockBefore := store.stock(p.ID)
 
-			err := c.Release(t.Context(), tt.productID, tt.orderID)
+			err = c.Release(t.Context(), tt.productID, tt.orderID)
 
 			if tt.wantCode == "" {
 				assert.NoError(t, err)
@@ -496,15 +513,13 @@ func TestReserveFailingAfterTakingStockDoesNotStrandIt(t *testing.T) {
 		name   string
 		method string
 	}{
-		{name: "re-reading the reservation fails", method: "Reservation"},
-		{name: "marking the reservation reserved fails", method: "UpdateReservation"},
+		{name: "recording the reservation fails", method: "InsertReservation"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, store := newTestCatalog(t)
 			p := addProduct(t, c, "Mug", 100, 10)
-			// More failures than Reserve's own retries of that step.
-			store.failNext(tt.method, 3, api.ErrUnavailable)
+			store.failNext(tt.method, 1, api.ErrUnavailable)
 			_, _, err := reserve(t.Context(), c, p.ID, "o-1", 3)
 			require.ErrorIs(t, err, api.ErrUnavailable)
 			assert.Equal(t, int64(10), store.stock(p.ID), "the failed reserve gave its stock back")
