@@ -25,7 +25,7 @@ import (
 var (
 	stepDuration  = envDuration("BENCH_STEP", 10*time.Second)
 	overheadRates = envInts("BENCH_OVERHEAD_RATES", []int{500, 1000})
-	orderRates    = envInts("BENCH_ORDER_RATES", []int{100, 200, 300, 400, 500, 600})
+	orderRates    = envInts("BENCH_ORDER_RATES", []int{100, 150, 200, 250, 300, 400})
 	eventRate     = envInts("BENCH_EVENT_RATE", []int{20})[0]
 )
 
