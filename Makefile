@@ -64,7 +64,7 @@ unit:
 	cd dapr/resiliency && go test -count=1 ./...
 
 ## e2e: the end-to-end suite: starts daprd and the apps as processes on free ports
-e2e: daprd sentry infra
+e2e: daprd sentry cli infra
 	@dapr/scripts/infra.sh rabbitmq
 	ORDERMESH_DAPRD=$(DAPRD) go test -count=1 -tags e2e -timeout 30m $(E2E_FLAGS) ./apps/internal/e2e/...
 
