@@ -55,6 +55,8 @@ type StatusReport struct {
 	Unreachable []string `json:"unreachable_metrics,omitempty"`
 }
 
+// ServeHTTP gathers readiness and breaker states concurrently, each source
+// bounded by a short timeout, and always answers 200 with the report.
 func (s *Status) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()

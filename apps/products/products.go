@@ -73,7 +73,6 @@ type ProductStore interface {
 
 	Reservation(ctx context.Context, orderID string) (Reservation, string, error)
 	InsertReservation(ctx context.Context, r Reservation) error
-	UpdateReservation(ctx context.Context, r Reservation, etag string) error
 	DeleteReservation(ctx context.Context, orderID, etag string) error
 }
 

@@ -66,10 +66,6 @@ func (s stateCatalog) InsertReservation(ctx context.Context, r Reservation) erro
 	return conflict(s.store.Insert(ctx, "reservation/"+r.OrderID, r, 0))
 }
 
-func (s stateCatalog) UpdateReservation(ctx context.Context, r Reservation, etag string) error {
-	return conflict(s.store.Update(ctx, "reservation/"+r.OrderID, r, etag))
-}
-
 func (s stateCatalog) DeleteReservation(ctx context.Context, orderID, etag string) error {
 	return conflict(s.store.Delete(ctx, "reservation/"+orderID, etag))
 }
