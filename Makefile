@@ -21,6 +21,14 @@ E2E_FLAGS ?=
 
 export DAPR_RUNTIME_PATH
 
+# The servers `make infra` makes listen locally. Without any ORDERMESH_*
+# address, the harness starts its servers with testcontainers-go when a Docker
+# daemon answers (make docker-test); make e2e and make bench name these.
+ORDERMESH_REDIS ?= localhost:6379
+ORDERMESH_POSTGRES ?= host=localhost port=5432 user=ordermesh password=ordermesh dbname=ordermesh sslmode=disable
+ORDERMESH_RABBITMQ ?= amqp://guest:guest@localhost:5672
+LOCAL_INFRA = ORDERMESH_REDIS='$(ORDERMESH_REDIS)' ORDERMESH_POSTGRES='$(ORDERMESH_POSTGRES)' ORDERMESH_RABBITMQ='$(ORDERMESH_RABBITMQ)'
+
 .PHONY: all build toolchain daprd sentry cli infra run test unit e2e lint clean bench images docker-test fuzz
 
 all: build
@@ -66,7 +74,7 @@ unit:
 ## e2e: the end-to-end suite: starts daprd and the apps as processes on free ports
 e2e: daprd sentry cli infra
 	@dapr/scripts/infra.sh rabbitmq
-	ORDERMESH_DAPRD=$(DAPRD) go test -count=1 -tags e2e -timeout 30m $(E2E_FLAGS) ./apps/internal/e2e/...
+	ORDERMESH_DAPRD=$(DAPRD) $(LOCAL_INFRA) go test -count=1 -tags e2e -timeout 30m $(E2E_FLAGS) ./apps/internal/e2e/...
 
 ## images: build every container image here, from nothing a registry serves (cached: a second run takes seconds)
 # The six apps and the pinned daprd and Sentry FROM scratch, and stand-ins for
@@ -93,7 +101,7 @@ clean:
 bench: daprd sentry infra
 	@dapr/scripts/infra.sh rabbitmq
 	@echo "bench: about 4 minutes; the report goes to .bench/latest.md"
-	ORDERMESH_DAPRD=$(DAPRD) go test -count=1 -tags bench -run TestBench -timeout 20m -v ./apps/internal/bench/
+	ORDERMESH_DAPRD=$(DAPRD) $(LOCAL_INFRA) go test -count=1 -tags bench -run TestBench -timeout 20m -v ./apps/internal/bench/
 
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME ?= 1m

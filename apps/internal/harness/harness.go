@@ -34,6 +34,11 @@ type Infra struct {
 	RabbitMQ string // ORDERMESH_RABBITMQ, an AMQP URL
 }
 
+// infraFromEnv reports whether the environment names any of the servers.
+func infraFromEnv() bool {
+	return os.Getenv("ORDERMESH_REDIS") != "" || os.Getenv("ORDERMESH_POSTGRES") != "" || os.Getenv("ORDERMESH_RABBITMQ") != ""
+}
+
 func (in Infra) withDefaults() Infra {
 	def := func(v, env, fallback string) string {
 		if v != "" {
@@ -132,6 +137,13 @@ func Prepare(t testing.TB, opts Options) *System {
 	t.Helper()
 	if opts.PubSub == "" {
 		opts.PubSub = "redis"
+	}
+	// No servers named, by the test or the environment, and a Docker daemon
+	// there: the servers run in containers of the system's own.
+	if opts.Infra == (Infra{}) && !infraFromEnv() {
+		if in, ok := ContainerInfra(t); ok {
+			opts.Infra = in
+		}
 	}
 	n := systems.Add(1)
 	s := &System{
