@@ -29,7 +29,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	// The one app that listens beyond loopback: clients call it.
 	cfg.ListenHost = config.StringVar(getenv, "GATEWAY_LISTEN_HOST", "0.0.0.0")
-	log := server.NewLogger(cfg.AppID)
+	log := server.NewLogger(cfg.AppID, cfg.LogLevel)
 	client := sidecar.NewHTTPClient(30 * time.Second)
 
 	gw := &Gateway{Sidecar: cfg.DaprHTTPEndpoint(), Token: cfg.DaprAPIToken, Client: client, Log: log}

@@ -21,9 +21,9 @@ func run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	storeName := config.StringVar(getenv, "STATE_STORE", "statestore")
-	log := server.NewLogger(cfg.AppID)
+	log := server.NewLogger(cfg.AppID, cfg.LogLevel)
 
-	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken)
+	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken, log)
 	if err != nil {
 		return err
 	}

@@ -25,9 +25,9 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	storeName := config.StringVar(getenv, "ORDER_STORE", "orderstore")
 	peers := config.LoadPeers(getenv)
-	log := server.NewLogger(cfg.AppID)
+	log := server.NewLogger(cfg.AppID, cfg.LogLevel)
 
-	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken)
+	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken, log)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,8 @@ type Sidecar struct {
 	// authenticates the sidecar to the app. Empty means not required.
 	DaprAPIToken string // DAPR_API_TOKEN
 	AppAPIToken  string // APP_API_TOKEN
+	// LogLevel is "debug" for a log line per request, else info.
+	LogLevel string // LOG_LEVEL
 }
 
 // Getenv is os.Getenv's signature, so tests can pass a map's lookup instead.
@@ -46,6 +48,7 @@ func LoadSidecar(getenv Getenv, appID string, defaultPort int) (Sidecar, error) 
 		ListenHost:      StringVar(getenv, "LISTEN_HOST", "127.0.0.1"),
 		DaprAPIToken:    getenv("DAPR_API_TOKEN"),
 		AppAPIToken:     getenv("APP_API_TOKEN"),
+		LogLevel:        StringVar(getenv, "LOG_LEVEL", "info"),
 	}
 	var err error
 	if v := getenv("APP_ID"); v != "" {

@@ -26,7 +26,7 @@ func TestLoadSidecar(t *testing.T) {
 			vars: nil,
 			want: config.Sidecar{
 				AppID: "users", AppPort: 8081, DaprHTTPPort: 3500, DaprGRPCPort: 50001,
-				DaprHost: "127.0.0.1", ShutdownTimeout: 10 * time.Second, ListenHost: "127.0.0.1",
+				DaprHost: "127.0.0.1", ShutdownTimeout: 10 * time.Second, ListenHost: "127.0.0.1", LogLevel: "info",
 			},
 		},
 		{
@@ -34,12 +34,12 @@ func TestLoadSidecar(t *testing.T) {
 			vars: map[string]string{
 				"APP_ID": "users-blue", "APP_PORT": "9001", "DAPR_HTTP_PORT": "3600",
 				"DAPR_GRPC_PORT": "50101", "DAPR_HOST": "daprd", "SHUTDOWN_TIMEOUT": "250ms",
-				"LISTEN_HOST": "0.0.0.0", "DAPR_API_TOKEN": "t-dapr", "APP_API_TOKEN": "t-app",
+				"LISTEN_HOST": "0.0.0.0", "DAPR_API_TOKEN": "t-dapr", "APP_API_TOKEN": "t-app", "LOG_LEVEL": "debug",
 			},
 			want: config.Sidecar{
 				AppID: "users-blue", AppPort: 9001, DaprHTTPPort: 3600, DaprGRPCPort: 50101,
 				DaprHost: "daprd", ShutdownTimeout: 250 * time.Millisecond,
-				ListenHost: "0.0.0.0", DaprAPIToken: "t-dapr", AppAPIToken: "t-app",
+				ListenHost: "0.0.0.0", DaprAPIToken: "t-dapr", AppAPIToken: "t-app", LogLevel: "debug",
 			},
 		},
 		{
@@ -47,7 +47,7 @@ func TestLoadSidecar(t *testing.T) {
 			vars: map[string]string{"APP_ID": "", "APP_PORT": "", "DAPR_HOST": "", "SHUTDOWN_TIMEOUT": ""},
 			want: config.Sidecar{
 				AppID: "users", AppPort: 8081, DaprHTTPPort: 3500, DaprGRPCPort: 50001,
-				DaprHost: "127.0.0.1", ShutdownTimeout: 10 * time.Second, ListenHost: "127.0.0.1",
+				DaprHost: "127.0.0.1", ShutdownTimeout: 10 * time.Second, ListenHost: "127.0.0.1", LogLevel: "info",
 			},
 		},
 		{
@@ -55,7 +55,7 @@ func TestLoadSidecar(t *testing.T) {
 			vars: map[string]string{"APP_PORT": "0", "DAPR_HTTP_PORT": "65535"},
 			want: config.Sidecar{
 				AppID: "users", AppPort: 0, DaprHTTPPort: 65535, DaprGRPCPort: 50001,
-				DaprHost: "127.0.0.1", ShutdownTimeout: 10 * time.Second, ListenHost: "127.0.0.1",
+				DaprHost: "127.0.0.1", ShutdownTimeout: 10 * time.Second, ListenHost: "127.0.0.1", LogLevel: "info",
 			},
 		},
 	}

@@ -14,13 +14,14 @@ import (
 	"time"
 )
 
-// NewLogger returns the JSON logger every app writes with, tagged with its id.
-func NewLogger(appID string) *slog.Logger {
-	level := slog.LevelInfo
-	if os.Getenv("LOG_LEVEL") == "debug" {
-		level = slog.LevelDebug
+// NewLogger returns the JSON logger every app writes with, tagged with its
+// id; level "debug" adds one line per request, anything else logs info and up.
+func NewLogger(appID, level string) *slog.Logger {
+	lvl := slog.LevelInfo
+	if level == "debug" {
+		lvl = slog.LevelDebug
 	}
-	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})).With("app_id", appID)
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: lvl})).With("app_id", appID)
 }
 
 // Serve listens on addr and serves h until ctx ends, then stops accepting

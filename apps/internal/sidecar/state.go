@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -29,8 +30,10 @@ var ErrConflict = errors.New("state conflict")
 // Connect opens the gRPC connection to the sidecar without waiting for it: the
 // sidecar may start after the app, and readiness reports when it is there.
 // token is the sidecar's API token (DAPR_API_TOKEN), sent with every call;
-// "" when the sidecar wants none.
-func Connect(address, token string) (dapr.Client, error) {
+// "" when the sidecar wants none. The SDK's own log lines go to log, as JSON
+// at debug level, instead of plain text on stdout.
+func Connect(address, token string, log *slog.Logger) (dapr.Client, error) {
+	dapr.SetLogger(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if token != "" {
 		opts = append(opts,
