@@ -36,7 +36,7 @@ type Counter struct {
 // free loopback port.
 func NewCounter(t testing.TB, target string) *Counter {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listenFree()
 	if err != nil {
 		t.Fatalf("harness: counter listen: %v", err)
 	}

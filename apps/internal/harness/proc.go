@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -119,9 +121,14 @@ func (p *Proc) Tail(n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freePorts asks the kernel for n distinct free ports. Holding all the
-// listeners until every port is known keeps them distinct.
+// freePorts finds n distinct free ports. They are drawn from below the
+// kernel's ephemeral range (32768 and up on Linux): a port handed out there
+// for an outgoing connection could be taken between this check and the
+// moment a sidecar binds it, and daprd binds some ports only after it has its
+// certificate. Holding every listener until all are found keeps them
+// distinct; a random start keeps concurrent test binaries apart.
 func freePorts(n int) ([]int, error) {
+	const low, high = 20000, 32000
 	ports := make([]int, 0, n)
 	var lns []net.Listener
 	defer func() {
@@ -129,13 +136,18 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	start := low + mrand.IntN(high-low)
+	for i := 0; i < high-low && len(ports) < n; i++ {
+		port := low + (start-low+i)%(high-low)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		lns = append(lns, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, port)
+	}
+	if len(ports) < n {
+		return nil, fmt.Errorf("only %d of %d free ports between %d and %d", len(ports), n, low, high)
 	}
 	return ports, nil
 }
@@ -152,4 +164,19 @@ func Alive(pid int) bool {
 	rest := stat[bytes.LastIndexByte(stat, ')')+1:]
 	fields := strings.Fields(string(rest))
 	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// listenFree listens on a free port below the ephemeral range (see
+// freePorts), so the port can be listened on again after a Down.
+func listenFree() (net.Listener, error) {
+	for range 20 {
+		ports, err := freePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(ports[0])); err == nil {
+			return l, nil
+		}
+	}
+	return nil, errors.New("no free port to listen on")
 }

@@ -23,7 +23,7 @@ type Proxy struct {
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
 	p := &Proxy{t: t, target: target, conns: map[net.Conn]struct{}{}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := listenFree()
 	if err != nil {
 		t.Fatalf("harness: proxy listen: %v", err)
 	}
