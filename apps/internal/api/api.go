@@ -38,7 +38,6 @@ const (
 	CodeIdempotencyKeyReused  Code = "idempotency_key_reused"
 	CodeRequestInFlight       Code = "request_in_flight"
 	CodeDependencyUnavailable Code = "dependency_unavailable"
-	CodeNotReady              Code = "not_ready"
 	CodeInternal              Code = "internal"
 )
 
@@ -61,7 +60,6 @@ var statusOf = map[Code]int{
 	CodeIdempotencyKeyReused:  http.StatusUnprocessableEntity,
 	CodeRequestInFlight:       http.StatusConflict,
 	CodeDependencyUnavailable: http.StatusServiceUnavailable,
-	CodeNotReady:              http.StatusServiceUnavailable,
 	CodeInternal:              http.StatusInternalServerError,
 }
 

@@ -114,7 +114,6 @@ func TestCodeStatus(t *testing.T) {
 		{api.CodeUnknownUser, http.StatusUnprocessableEntity},
 		{api.CodeUnknownProduct, http.StatusUnprocessableEntity},
 		{api.CodeDependencyUnavailable, http.StatusServiceUnavailable},
-		{api.CodeNotReady, http.StatusServiceUnavailable},
 		{api.CodeInternal, http.StatusInternalServerError},
 		{api.Code("no_such_code"), http.StatusInternalServerError},
 	}

@@ -97,12 +97,6 @@ func (p *Proc) Stop() {
 	}
 }
 
-// Kill ends the process at once, as a crash would.
-func (p *Proc) Kill() {
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
 // Log returns everything the process wrote.
 func (p *Proc) Log() string {
 	data, err := os.ReadFile(p.LogPath)

@@ -84,9 +84,6 @@ func NewStore(client dapr.Client, name string) *Store {
 	return &Store{client: client, name: name}
 }
 
-// Name is the component name.
-func (s *Store) Name() string { return s.name }
-
 var firstWrite = &dapr.StateOptions{Concurrency: dapr.StateConcurrencyFirstWrite, Consistency: dapr.StateConsistencyStrong}
 
 // Get reads key. found is false when the key does not exist.
