@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
 )
 
 // fakeUsers is a UserDirectory over a set of ids.
@@ -187,16 +188,6 @@ func newTestDesk(t *testing.T) (*Desk, deskFakes) {
 
 func ptr[T any](v T) *T { return &v }
 
-// requireCode asserts err is an *api.Error with the given code.
-func requireCode(t *testing.T, err error, code api.Code) *api.Error {
-	t.Helper()
-	require.Error(t, err)
-	var e *api.Error
-	require.True(t, errors.As(err, &e), "want *api.Error %s, got %T: %v", code, err, err)
-	require.Equal(t, code, e.Code, e.Message)
-	return e
-}
-
 func TestPlaceValidation(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -220,7 +211,7 @@ func TestPlaceValidation(t *testing.T) {
 
 			_, err := d.Place(t.Context(), tt.in)
 
-			e := requireCode(t, err, api.CodeInvalidRequest)
+			e := apitest.RequireCode(t, err, api.CodeInvalidRequest)
 			assert.Equal(t, 400, e.Code.Status())
 			assert.Contains(t, e.Message, tt.wantMessage)
 			assert.Zero(t, f.users.calls, "an invalid order reaches no service")
@@ -321,7 +312,7 @@ func TestPlaceRefusals(t *testing.T) {
 
 			_, err := d.Place(t.Context(), tt.in)
 
-			e := requireCode(t, err, tt.wantCode)
+			e := apitest.RequireCode(t, err, tt.wantCode)
 			assert.Equal(t, tt.wantStatus, e.Code.Status())
 			assert.Equal(t, tt.wantReserve, len(f.catalog.reserves) > 0)
 			assert.Empty(t, f.orders.orders, "no order is stored")
@@ -425,7 +416,7 @@ func TestOrder(t *testing.T) {
 			got, err := d.Order(t.Context(), tt.id)
 
 			if tt.wantCode != "" {
-				requireCode(t, err, tt.wantCode)
+				apitest.RequireCode(t, err, tt.wantCode)
 				return
 			}
 			require.NoError(t, err)
@@ -499,7 +490,7 @@ func TestShip(t *testing.T) {
 			id := tt.setup(d, f)
 			o, err := d.Ship(t.Context(), id)
 			if tt.wantCode != "" {
-				requireCode(t, err, tt.wantCode)
+				apitest.RequireCode(t, err, tt.wantCode)
 			} else {
 				require.NoError(t, err)
 				assert.Equal(t, StatusShipped, o.Status)

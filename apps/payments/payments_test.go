@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
 )
 
 // fakeOrders is an in-memory OrderDirectory. With a gate, every call first
@@ -166,16 +167,6 @@ func request(orderID string, amount int64) PaymentRequest {
 	return PaymentRequest{OrderID: orderID, AmountCents: &amount}
 }
 
-// requireCode asserts err is an *api.Error with the given code.
-func requireCode(t *testing.T, err error, code api.Code) *api.Error {
-	t.Helper()
-	require.Error(t, err)
-	var e *api.Error
-	require.True(t, errors.As(err, &e), "want *api.Error %s, got %T: %v", code, err, err)
-	require.Equal(t, code, e.Code, e.Message)
-	return e
-}
-
 func TestPayValidation(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -204,7 +195,7 @@ func TestPayValidation(t *testing.T) {
 
 			_, _, err := f.cashier.Pay(t.Context(), tt.key, tt.req)
 
-			e := requireCode(t, err, api.CodeInvalidRequest)
+			e := apitest.RequireCode(t, err, api.CodeInvalidRequest)
 			assert.Equal(t, 400, e.Code.Status())
 			assert.Contains(t, e.Message, tt.wantMessage)
 			assert.Zero(t, f.store.callCount("ClaimKey"), "an invalid request claims nothing")
@@ -307,7 +298,7 @@ func TestPayKeyReused(t *testing.T) {
 
 			_, replayed, err := f.cashier.Pay(t.Context(), "key-1", tt.req)
 
-			e := requireCode(t, err, api.CodeIdempotencyKeyReused)
+			e := apitest.RequireCode(t, err, api.CodeIdempotencyKeyReused)
 			assert.Equal(t, 422, e.Code.Status())
 			assert.False(t, replayed)
 			assert.Equal(t, []Payment{first}, f.store.storedPayments(), "nothing else is stored")
@@ -332,7 +323,7 @@ func TestPayKeyReusedWhileFirstIsInFlight(t *testing.T) {
 
 	_, _, err := f.cashier.Pay(t.Context(), "key-1", request("o-1", 9999))
 
-	requireCode(t, err, api.CodeIdempotencyKeyReused)
+	apitest.RequireCode(t, err, api.CodeIdempotencyKeyReused)
 	release()
 	require.NoError(t, <-firstDone)
 	assert.Len(t, f.store.storedPayments(), 1)
@@ -366,7 +357,7 @@ func TestPayRefusals(t *testing.T) {
 				var e *api.Error
 				assert.False(t, errors.As(err, &e), "an outage is not a refusal: %v", err)
 			} else {
-				e := requireCode(t, err, tt.wantCode)
+				e := apitest.RequireCode(t, err, tt.wantCode)
 				assert.Equal(t, tt.wantStatus, e.Code.Status())
 			}
 			assert.Empty(t, f.store.storedKeys(), "no key is left behind")
@@ -475,7 +466,7 @@ func TestPayConcurrentSameOrder(t *testing.T) {
 			won = append(won, r.p)
 			continue
 		}
-		requireCode(t, r.err, api.CodeOrderAlreadyPaid)
+		apitest.RequireCode(t, r.err, api.CodeOrderAlreadyPaid)
 		refused++
 	}
 	require.Len(t, won, 1, "one payment of the order succeeds")
@@ -494,7 +485,7 @@ func TestPayOrderPaidUnderAnotherKey(t *testing.T) {
 
 	_, _, err = f.cashier.Pay(t.Context(), "key-b", request("o-1", 2500))
 
-	e := requireCode(t, err, api.CodeOrderAlreadyPaid)
+	e := apitest.RequireCode(t, err, api.CodeOrderAlreadyPaid)
 	assert.Contains(t, e.Message, "already paid or being paid")
 	assert.Equal(t, []Payment{first}, f.store.storedPayments())
 	_, found := f.store.keyRecord("key-b")
@@ -514,7 +505,7 @@ func TestPayInFlight(t *testing.T) {
 
 	_, _, err := f.cashier.Pay(t.Context(), "key-1", request("o-1", 2500))
 
-	e := requireCode(t, err, api.CodeRequestInFlight)
+	e := apitest.RequireCode(t, err, api.CodeRequestInFlight)
 	assert.Equal(t, 409, e.Code.Status())
 	assert.Equal(t, "a request with this Idempotency-Key is still being processed; retry later", e.Message)
 	assert.Empty(t, f.store.storedPayments(), "the waiting request starts nothing")
@@ -575,8 +566,8 @@ func TestPayWaiterClaimsAReleasedKey(t *testing.T) {
 	<-polled // the second request found the key pending and waits
 	release()
 
-	requireCode(t, <-firstDone, api.CodeUnknownOrder)
-	requireCode(t, <-secondDone, api.CodeUnknownOrder)
+	apitest.RequireCode(t, <-firstDone, api.CodeUnknownOrder)
+	apitest.RequireCode(t, <-secondDone, api.CodeUnknownOrder)
 	assert.Equal(t, 3, f.store.callCount("ClaimKey"), "the first claim, the second one lost, and the second one won after the key was given back")
 	assert.Equal(t, 2, f.orders.calls)
 	assert.Empty(t, f.store.storedKeys())
@@ -601,7 +592,7 @@ func TestPayResumesAfterPublishFailure(t *testing.T) {
 
 		_, _, err := f.cashier.Pay(t.Context(), "key-1", request("o-1", 2500))
 
-		requireCode(t, err, api.CodeRequestInFlight)
+		apitest.RequireCode(t, err, api.CodeRequestInFlight)
 		assert.Equal(t, []string{"pay-1"}, f.events.attemptIDs(), "nothing is resumed yet")
 	})
 
@@ -691,7 +682,7 @@ func TestPayResumeRefusedWhenAnotherPaymentHoldsTheOrder(t *testing.T) {
 
 	_, _, err = f.cashier.Pay(t.Context(), "key-a", request("o-1", 2500))
 
-	requireCode(t, err, api.CodeOrderAlreadyPaid)
+	apitest.RequireCode(t, err, api.CodeOrderAlreadyPaid)
 	assert.Equal(t, []Payment{other}, f.store.storedPayments())
 	_, found := f.store.keyRecord("key-a")
 	assert.False(t, found, "the abandoned key is given back")
@@ -725,7 +716,7 @@ func TestPayment(t *testing.T) {
 
 			switch {
 			case tt.wantCode != "":
-				requireCode(t, err, tt.wantCode)
+				apitest.RequireCode(t, err, tt.wantCode)
 			case tt.wantIs != nil:
 				assert.ErrorIs(t, err, tt.wantIs)
 			default:

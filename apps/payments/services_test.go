@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
 )
 
@@ -125,7 +126,7 @@ func TestOrdersService(t *testing.T) {
 			case tt.wantIs != nil:
 				assert.ErrorIs(t, err, tt.wantIs)
 			case tt.wantCode != "":
-				requireCode(t, err, tt.wantCode)
+				apitest.RequireCode(t, err, tt.wantCode)
 			default:
 				require.NoError(t, err)
 				assert.Equal(t, tt.want, got)

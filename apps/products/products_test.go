@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
 )
 
 var testNow = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
@@ -38,16 +38,6 @@ func addProduct(t *testing.T, c *Catalog, name string, price, stock int64) Produ
 
 func ptr[T any](v T) *T { return &v }
 
-// requireCode asserts err is an *api.Error with the given code.
-func requireCode(t *testing.T, err error, code api.Code) *api.Error {
-	t.Helper()
-	require.Error(t, err)
-	var e *api.Error
-	require.True(t, errors.As(err, &e), "want *api.Error %s, got %T: %v", code, err, err)
-	require.Equal(t, code, e.Code, e.Message)
-	return e
-}
-
 func TestAddValidation(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -71,7 +61,7 @@ func TestAddValidation(t *testing.T) {
 
 			_, err := c.Add(t.Context(), tt.in)
 
-			e := requireCode(t, err, api.CodeInvalidRequest)
+			e := apitest.RequireCode(t, err, api.CodeInvalidRequest)
 			assert.Contains(t, e.Message, tt.wantMessage)
 			assert.Zero(t, store.callCount("InsertProduct"))
 			assert.Zero(t, store.callCount("SaveIndex"))
@@ -134,13 +124,13 @@ func TestAddIndexFailure(t *testing.T) {
 			_, err := c.Add(t.Context(), NewProduct{Name: "Mug", PriceCents: ptr[int64](100), Stock: ptr[int64](1)})
 
 			if tt.wantCode != "" {
-				requireCode(t, err, tt.wantCode)
+				apitest.RequireCode(t, err, tt.wantCode)
 			} else {
 				assert.ErrorIs(t, err, tt.wantIs)
 			}
 			assert.Equal(t, tt.wantSaves, store.callCount("SaveIndex"))
 			_, err = c.Get(t.Context(), "p-1")
-			requireCode(t, err, api.CodeNotFound) // no half-added product
+			apitest.RequireCode(t, err, api.CodeNotFound) // no half-added product
 		})
 	}
 }
@@ -223,7 +213,7 @@ func TestGet(t *testing.T) {
 
 			switch {
 			case tt.wantCode != "":
-				requireCode(t, err, tt.wantCode)
+				apitest.RequireCode(t, err, tt.wantCode)
 			case tt.wantIs != nil:
 				assert.ErrorIs(t, err, tt.wantIs)
 			default:

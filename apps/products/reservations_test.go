@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
 )
 
 // reserve reserves qty of product for order.
@@ -44,7 +45,7 @@ func TestReserveValidation(t *testing.T) {
 
 			_, _, err := c.Reserve(t.Context(), tt.productID, tt.req)
 
-			e := requireCode(t, err, tt.wantCode)
+			e := apitest.RequireCode(t, err, tt.wantCode)
 			assert.Contains(t, e.Message, tt.wantMessage)
 			assert.Equal(t, int64(10), store.stock("p-1"))
 			assert.Zero(t, store.reservationCount())
@@ -76,7 +77,7 @@ func TestReserve(t *testing.T) {
 			assert.False(t, replayed)
 			stored, found := store.reservation("o-1")
 			if tt.wantCode != "" {
-				e := requireCode(t, err, tt.wantCode)
+				e := apitest.RequireCode(t, err, tt.wantCode)
 				assert.Equal(t, 409, e.Code.Status())
 				assert.False(t, found, "a refused reservation leaves nothing behind")
 				return
@@ -94,7 +95,7 @@ func TestReserveAfterRefusalCanSucceed(t *testing.T) {
 	c, store := newTestCatalog(t)
 	p := addProduct(t, c, "Mug", 100, 2)
 	_, _, err := reserve(t.Context(), c, p.ID, "o-1", 3)
-	requireCode(t, err, api.CodeInsufficientStock)
+	apitest.RequireCode(t, err, api.CodeInsufficientStock)
 
 	res, replayed, err := reserve(t.Context(), c, p.ID, "o-1", 2)
 
@@ -109,7 +110,7 @@ func TestReserveUnknownProduct(t *testing.T) {
 
 	_, _, err := reserve(t.Context(), c, "p-404", "o-1", 1)
 
-	requireCode(t, err, api.CodeNotFound)
+	apitest.RequireCode(t, err, api.CodeNotFound)
 	assert.Zero(t, store.reservationCount())
 }
 
@@ -142,7 +143,7 @@ func TestReserveRetriesConflicts(t *testing.T) {
 				assert.Equal(t, tt.conflicts+1, store.callCount("UpdateProduct"))
 				return
 			}
-			e := requireCode(t, err, api.CodeConflict)
+			e := apitest.RequireCode(t, err, api.CodeConflict)
 			assert.Equal(t, 409, e.Code.Status())
 			assert.Equal(t, attempts, store.callCount("UpdateProduct"), "gives up after c.attempts writes")
 			assert.Equal(t, int64(10), store.stock(p.ID))
@@ -239,7 +240,7 @@ func TestReserveIsIdempotentPerOrder(t *testing.T) {
 			res, replayed, err := reserve(t.Context(), c, tt.productID, "o-1", tt.qty)
 
 			if tt.wantCode != "" {
-				e := requireCode(t, err, tt.wantCode)
+				e := apitest.RequireCode(t, err, tt.wantCode)
 				assert.Equal(t, 422, e.Code.Status())
 				assert.False(t, replayed)
 			} else {
@@ -345,7 +346,7 @@ func TestReleaseRefusals(t *testing.T) {
 			if tt.wantCode == "" {
 				assert.NoError(t, err)
 			} else {
-				requireCode(t, err, tt.wantCode)
+				apitest.RequireCode(t, err, tt.wantCode)
 			}
 			assert.Equal(t, stockBefore, store.stock(p.ID), "nothing is put back")
 			_, found := store.reservation("o-1")

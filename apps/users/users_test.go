@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
 )
 
 // fakeDirectory is an in-memory Directory whose ClaimEmail is atomic, with
@@ -108,16 +109,6 @@ func newTestRegistry(t *testing.T) (*Registry, *fakeDirectory) {
 	}, dir
 }
 
-// requireCode asserts err is an *api.Error with the given code.
-func requireCode(t *testing.T, err error, code api.Code) *api.Error {
-	t.Helper()
-	require.Error(t, err)
-	var e *api.Error
-	require.True(t, errors.As(err, &e), "want *api.Error %s, got %T: %v", code, err, err)
-	require.Equal(t, code, e.Code, e.Message)
-	return e
-}
-
 func TestRegisterValidation(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -143,7 +134,7 @@ func TestRegisterValidation(t *testing.T) {
 
 			_, err := reg.Register(t.Context(), tt.in)
 
-			e := requireCode(t, err, api.CodeInvalidRequest)
+			e := apitest.RequireCode(t, err, api.CodeInvalidRequest)
 			assert.Contains(t, e.Message, tt.wantMessage)
 			assert.Zero(t, dir.claims, "nothing is claimed for an invalid registration")
 			assert.Zero(t, dir.inserts)
@@ -207,7 +198,7 @@ func TestRegisterEmailTaken(t *testing.T) {
 
 			_, err = reg.Register(t.Context(), Registration{Name: "Impostor", Email: tt.second})
 
-			e := requireCode(t, err, api.CodeEmailTaken)
+			e := apitest.RequireCode(t, err, api.CodeEmailTaken)
 			assert.Equal(t, 409, e.Code.Status())
 			assert.Equal(t, 1, dir.inserts, "the second user is not stored")
 			assert.Empty(t, dir.releases, "a lost claim releases nothing: the email is the winner's")
@@ -350,7 +341,7 @@ func TestUser(t *testing.T) {
 
 			switch {
 			case tt.wantCode != "":
-				requireCode(t, err, tt.wantCode)
+				apitest.RequireCode(t, err, tt.wantCode)
 			case tt.wantIs != nil:
 				assert.ErrorIs(t, err, tt.wantIs)
 			default:
