@@ -133,6 +133,29 @@ var testNow = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
 // fixture is a Cashier over fakes: order o-1 (created, 2500 cents), o-2
 // (created, 1000 cents) and o-paid (paid, 700 cents); payment ids pay-1,
 // pay-2, ...
+// payInBackground runs Pay on its own goroutine and hands back its error.
+func (f *fixture) payInBackground(key string, req PaymentRequest) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := f.cashier.Pay(context.Background(), key, req)
+		done <- err
+	}()
+	return done
+}
+
+// keyPolls signals (without blocking) each time the store is asked for a
+// key record, as a request waiting for another with its key does.
+func (f *fixture) keyPolls() <-chan struct{} {
+	polled := make(chan struct{}, 1)
+	f.store.onKey = func() {
+		select {
+		case polled <- struct{}{}:
+		default:
+		}
+	}
+	return polled
+}
+
 type fixture struct {
 	cashier *Cashier
 	store   *fakeStore
@@ -314,11 +337,7 @@ func TestPayKeyReused(t *testing.T) {
 func TestPayKeyReusedWhileFirstIsInFlight(t *testing.T) {
 	f := newFixture(t)
 	arrived, release := f.orders.hold(t, 1)
-	firstDone := make(chan error, 1)
-	go func() {
-		_, _, err := f.cashier.Pay(context.Background(), "key-1", request("o-1", 2500))
-		firstDone <- err
-	}()
+	firstDone := f.payInBackground("key-1", request("o-1", 2500))
 	<-arrived
 
 	_, _, err := f.cashier.Pay(t.Context(), "key-1", request("o-1", 9999))
@@ -495,11 +514,7 @@ func TestPayOrderPaidUnderAnotherKey(t *testing.T) {
 func TestPayInFlight(t *testing.T) {
 	f := newFixture(t)
 	arrived, release := f.orders.hold(t, 1)
-	firstDone := make(chan error, 1)
-	go func() {
-		_, _, err := f.cashier.Pay(context.Background(), "key-1", request("o-1", 2500))
-		firstDone <- err
-	}()
+	firstDone := f.payInBackground("key-1", request("o-1", 2500))
 	<-arrived
 	f.cashier.pollFor = 5 * time.Millisecond
 
@@ -517,19 +532,9 @@ func TestPayInFlight(t *testing.T) {
 func TestPayWaitStopsWithTheRequest(t *testing.T) {
 	f := newFixture(t)
 	arrived, release := f.orders.hold(t, 1)
-	firstDone := make(chan error, 1)
-	go func() {
-		_, _, err := f.cashier.Pay(context.Background(), "key-1", request("o-1", 2500))
-		firstDone <- err
-	}()
+	firstDone := f.payInBackground("key-1", request("o-1", 2500))
 	<-arrived
-	polled := make(chan struct{}, 1)
-	f.store.onKey = func() {
-		select {
-		case polled <- struct{}{}:
-		default:
-		}
-	}
+	polled := f.keyPolls()
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { <-polled; cancel() }()
 
@@ -545,24 +550,10 @@ func TestPayWaitStopsWithTheRequest(t *testing.T) {
 func TestPayWaiterClaimsAReleasedKey(t *testing.T) {
 	f := newFixture(t)
 	arrived, release := f.orders.hold(t, 2)
-	firstDone := make(chan error, 1)
-	go func() {
-		_, _, err := f.cashier.Pay(context.Background(), "key-1", request("o-404", 2500))
-		firstDone <- err
-	}()
+	firstDone := f.payInBackground("key-1", request("o-404", 2500))
 	<-arrived
-	polled := make(chan struct{}, 1)
-	f.store.onKey = func() {
-		select {
-		case polled <- struct{}{}:
-		default:
-		}
-	}
-	secondDone := make(chan error, 1)
-	go func() {
-		_, _, err := f.cashier.Pay(context.Background(), "key-1", request("o-404", 2500))
-		secondDone <- err
-	}()
+	polled := f.keyPolls()
+	secondDone := f.payInBackground("key-1", request("o-404", 2500))
 	<-polled // the second request found the key pending and waits
 	release()
 
