@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/events"
 )
 
 // eventSeeds are bodies Dapr could deliver, good and bad.
@@ -50,15 +51,15 @@ func eventSeeds() []string {
 
 // requireOutcome checks an answer to an event delivery: JSON holding only a
 // valid status, with HTTP 500 for RETRY and 200 otherwise.
-func requireOutcome(t *testing.T, status int, contentType string, body []byte) Outcome {
+func requireOutcome(t *testing.T, status int, contentType string, body []byte) events.Outcome {
 	t.Helper()
 	require.Equal(t, "application/json", contentType)
 	var answer map[string]string
 	require.NoError(t, json.Unmarshal(body, &answer), "%q", body)
 	require.Len(t, answer, 1, "%s", body)
-	o := Outcome(answer["status"])
-	require.Contains(t, []Outcome{Success, Retry, Drop}, o, "%s", body)
-	if o == Retry {
+	o := events.Outcome(answer["status"])
+	require.Contains(t, []events.Outcome{events.Success, events.Retry, events.Drop}, o, "%s", body)
+	if o == events.Retry {
 		require.Equal(t, http.StatusInternalServerError, status)
 	} else {
 		require.Equal(t, http.StatusOK, status)
@@ -88,18 +89,18 @@ func FuzzOrderEventHandler(f *testing.F) {
 		o := requireOutcome(t, w.Code, w.Header().Get("Content-Type"), w.Body.Bytes())
 		stored := inbox.stored()
 		switch {
-		case o == Drop:
+		case o == events.Drop:
 			assert.Zero(t, inbox.adds, "a dropped event reaches no inbox")
 		case inboxDown:
-			require.Equal(t, Retry, o, "nothing is handled while the inbox is down")
+			require.Equal(t, events.Retry, o, "nothing is handled while the inbox is down")
 		default:
-			require.Equal(t, Success, o, "nothing needs a retry while the inbox is up")
+			require.Equal(t, events.Success, o, "nothing needs a retry while the inbox is up")
 		}
 		require.LessOrEqual(t, len(stored), 1)
 		if len(stored) == 0 {
 			return
 		}
-		require.Equal(t, Success, o)
+		require.Equal(t, events.Success, o)
 		n := stored[0]
 		assert.True(t, api.ValidID(n.UserID), "user_id %q", n.UserID)
 		assert.True(t, api.ValidID(n.OrderID), "order_id %q", n.OrderID)
@@ -136,11 +137,11 @@ func FuzzDeadLetterHandler(f *testing.F) {
 		o := requireOutcome(t, w.Code, w.Header().Get("Content-Type"), w.Body.Bytes())
 		stored := inbox.storedDeadLetters()
 		if inboxDown {
-			require.Equal(t, Retry, o)
+			require.Equal(t, events.Retry, o)
 			require.Empty(t, stored)
 			return
 		}
-		require.Equal(t, Success, o, "a dead letter is always kept")
+		require.Equal(t, events.Success, o, "a dead letter is always kept")
 		require.Len(t, stored, 1)
 		d := stored[0]
 		assert.NotEmpty(t, d.EventID)

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/events"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
@@ -54,21 +53,21 @@ func (h handlers) deadLetters(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) orderEvent(w http.ResponseWriter, r *http.Request) {
-	raw, ce, err := readEvent(w, r)
+	raw, ce, err := events.Read(w, r)
 	if err != nil {
 		h.log.WarnContext(r.Context(), "undecodable event dropped", "err", err)
-		respond(w, Drop)
+		events.Respond(w, events.Drop)
 		return
 	}
 	outcome, err := h.notifier.HandleOrderEvent(r.Context(), ce)
 	if err != nil {
 		h.log.WarnContext(r.Context(), "order event not handled", "event_id", ce.ID, "outcome", outcome, "err", err, "size", len(raw))
 	}
-	respond(w, outcome)
+	events.Respond(w, outcome)
 }
 
 func (h handlers) deadLetter(w http.ResponseWriter, r *http.Request) {
-	raw, ce, readErr := readEvent(w, r) // an undecodable dead letter is kept as it is
+	raw, ce, readErr := events.Read(w, r) // an undecodable dead letter is kept as it is
 	var tooLarge *http.MaxBytesError
 	if errors.As(readErr, &tooLarge) {
 		ce.ID = "" // an id read from a cut body is not to be trusted
@@ -77,27 +76,5 @@ func (h handlers) deadLetter(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.WarnContext(r.Context(), "dead letter not stored", "event_id", ce.ID, "err", err)
 	}
-	respond(w, outcome)
-}
-
-// readEvent reads a delivered CloudEvent. Unlike client requests, events may
-// carry fields this app does not know: only the size is limited.
-func readEvent(w http.ResponseWriter, r *http.Request) ([]byte, CloudEvent, error) {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodyBytes))
-	if err != nil {
-		return raw, CloudEvent{}, err
-	}
-	var ce CloudEvent
-	err = json.Unmarshal(raw, &ce)
-	return raw, ce, err
-}
-
-// respond tells Dapr the outcome. A retry is also signalled with a 500 so
-// that any broker integration treats it as a failure.
-func respond(w http.ResponseWriter, o Outcome) {
-	status := http.StatusOK
-	if o == Retry {
-		status = http.StatusInternalServerError
-	}
-	api.WriteJSON(w, status, map[string]Outcome{"status": o})
+	events.Respond(w, outcome)
 }

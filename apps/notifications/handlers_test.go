@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/events"
 )
 
 // newTestHandler serves the notifications routes over a fake inbox.
@@ -34,13 +35,13 @@ func serve(t *testing.T, h http.Handler, method, target, body string) *httptest.
 }
 
 // outcomeOf decodes the {"status": ...} answer to an event delivery.
-func outcomeOf(t *testing.T, w *httptest.ResponseRecorder) Outcome {
+func outcomeOf(t *testing.T, w *httptest.ResponseRecorder) events.Outcome {
 	t.Helper()
 	require.Equal(t, "application/json", w.Header().Get("Content-Type"))
 	var body map[string]string
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), w.Body.String())
 	require.Len(t, body, 1, "the answer holds only the status: %s", w.Body.String())
-	return Outcome(body["status"])
+	return events.Outcome(body["status"])
 }
 
 // errorCode decodes a JSON error body and returns its code.
@@ -67,25 +68,25 @@ func TestOrderEventHandler(t *testing.T) {
 		bodies      []string // delivered one after the other
 		addErr      error
 		wantStatus  int
-		wantOutcome Outcome // of the last delivery
+		wantOutcome events.Outcome // of the last delivery
 		wantNotes   []string
 	}{
-		{name: "order_created", bodies: []string{deliveredEvent("ev-1", created)}, wantStatus: http.StatusOK, wantOutcome: Success, wantNotes: []string{"email"}},
-		{name: "order_shipped", bodies: []string{deliveredEvent("ev-1", `{"type":"order_shipped","order_id":"o-1","user_id":"u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: Success, wantNotes: []string{"sms"}},
-		{name: "data as a JSON string", bodies: []string{deliveredEvent("ev-1", fmt.Sprintf("%q", created))}, wantStatus: http.StatusOK, wantOutcome: Success, wantNotes: []string{"email"}},
-		{name: "same CloudEvent id twice", bodies: []string{deliveredEvent("ev-1", created), deliveredEvent("ev-1", created)}, wantStatus: http.StatusOK, wantOutcome: Success, wantNotes: []string{"email"}},
-		{name: "unknown type", bodies: []string{deliveredEvent("ev-1", `{"type":"order_lost","order_id":"o-1","user_id":"u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "missing user_id", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","order_id":"o-1"}`)}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "invalid user_id", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","order_id":"o-1","user_id":"../u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "missing order_id", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","user_id":"u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "invalid order_id", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","order_id":"o 1","user_id":"u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "no CloudEvent id", bodies: []string{deliveredEvent("", created)}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "undecodable body", bodies: []string{`{"id":"ev-1","data":`}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "body is not an object", bodies: []string{`["ev-1"]`}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "empty body", bodies: []string{``}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "id of the wrong type", bodies: []string{`{"id":1,"data":` + created + `}`}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "body over the limit", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","order_id":"o-1","user_id":"u-1","pad":"`+strings.Repeat("x", api.MaxBodyBytes)+`"}`)}, wantStatus: http.StatusOK, wantOutcome: Drop},
-		{name: "inbox failure", bodies: []string{deliveredEvent("ev-1", created)}, addErr: fmt.Errorf("%w: connection refused", api.ErrUnavailable), wantStatus: http.StatusInternalServerError, wantOutcome: Retry},
+		{name: "order_created", bodies: []string{deliveredEvent("ev-1", created)}, wantStatus: http.StatusOK, wantOutcome: events.Success, wantNotes: []string{"email"}},
+		{name: "order_shipped", bodies: []string{deliveredEvent("ev-1", `{"type":"order_shipped","order_id":"o-1","user_id":"u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: events.Success, wantNotes: []string{"sms"}},
+		{name: "data as a JSON string", bodies: []string{deliveredEvent("ev-1", fmt.Sprintf("%q", created))}, wantStatus: http.StatusOK, wantOutcome: events.Success, wantNotes: []string{"email"}},
+		{name: "same CloudEvent id twice", bodies: []string{deliveredEvent("ev-1", created), deliveredEvent("ev-1", created)}, wantStatus: http.StatusOK, wantOutcome: events.Success, wantNotes: []string{"email"}},
+		{name: "unknown type", bodies: []string{deliveredEvent("ev-1", `{"type":"order_lost","order_id":"o-1","user_id":"u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "missing user_id", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","order_id":"o-1"}`)}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "invalid user_id", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","order_id":"o-1","user_id":"../u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "missing order_id", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","user_id":"u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "invalid order_id", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","order_id":"o 1","user_id":"u-1"}`)}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "no CloudEvent id", bodies: []string{deliveredEvent("", created)}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "undecodable body", bodies: []string{`{"id":"ev-1","data":`}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "body is not an object", bodies: []string{`["ev-1"]`}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "empty body", bodies: []string{``}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "id of the wrong type", bodies: []string{`{"id":1,"data":` + created + `}`}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "body over the limit", bodies: []string{deliveredEvent("ev-1", `{"type":"order_created","order_id":"o-1","user_id":"u-1","pad":"`+strings.Repeat("x", api.MaxBodyBytes)+`"}`)}, wantStatus: http.StatusOK, wantOutcome: events.Drop},
+		{name: "inbox failure", bodies: []string{deliveredEvent("ev-1", created)}, addErr: fmt.Errorf("%w: connection refused", api.ErrUnavailable), wantStatus: http.StatusInternalServerError, wantOutcome: events.Retry},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,7 +115,7 @@ func TestDeadLetterHandler(t *testing.T) {
 		bodies      []string
 		addDeadErr  error
 		wantStatus  int
-		wantOutcome Outcome
+		wantOutcome events.Outcome
 		wantIDs     []string // "" for an id derived from the body
 		wantReason  string   // a substring of the first dead letter's reason
 	}{
@@ -122,7 +123,7 @@ func TestDeadLetterHandler(t *testing.T) {
 			name:        "unknown event type",
 			bodies:      []string{deliveredEvent("ev-1", `{"type":"order_lost","order_id":"o-1","user_id":"u-1"}`)},
 			wantStatus:  http.StatusOK,
-			wantOutcome: Success,
+			wantOutcome: events.Success,
 			wantIDs:     []string{"ev-1"},
 			wantReason:  `unknown event type "order_lost"`,
 		},
@@ -130,7 +131,7 @@ func TestDeadLetterHandler(t *testing.T) {
 			name:        "same event id twice",
 			bodies:      []string{deliveredEvent("ev-1", `{"type":"order_lost"}`), deliveredEvent("ev-1", `{"type":"order_lost"}`)},
 			wantStatus:  http.StatusOK,
-			wantOutcome: Success,
+			wantOutcome: events.Success,
 			wantIDs:     []string{"ev-1"},
 			wantReason:  `unknown event type "order_lost"`,
 		},
@@ -138,7 +139,7 @@ func TestDeadLetterHandler(t *testing.T) {
 			name:        "two events",
 			bodies:      []string{deliveredEvent("ev-1", `{"type":"order_lost"}`), deliveredEvent("ev-2", `{"type":"order_created","order_id":"o-1","user_id":"u-1"}`)},
 			wantStatus:  http.StatusOK,
-			wantOutcome: Success,
+			wantOutcome: events.Success,
 			wantIDs:     []string{"ev-1", "ev-2"},
 			wantReason:  `unknown event type "order_lost"`,
 		},
@@ -146,7 +147,7 @@ func TestDeadLetterHandler(t *testing.T) {
 			name:        "undecodable body is kept as it is",
 			bodies:      []string{`{"id":"ev-1",`},
 			wantStatus:  http.StatusOK,
-			wantOutcome: Success,
+			wantOutcome: events.Success,
 			wantIDs:     []string{""},
 			wantReason:  "the CloudEvent has no id",
 		},
@@ -155,7 +156,7 @@ func TestDeadLetterHandler(t *testing.T) {
 			bodies:      []string{deliveredEvent("ev-1", `{"type":"order_lost"}`)},
 			addDeadErr:  fmt.Errorf("%w: connection refused", api.ErrUnavailable),
 			wantStatus:  http.StatusInternalServerError,
-			wantOutcome: Retry,
+			wantOutcome: events.Retry,
 		},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/events"
 )
 
 // Notification is a message sent to a user about one of their orders.
@@ -49,26 +50,6 @@ type Inbox interface {
 	DeadLetters(ctx context.Context) ([]DeadLetter, error)
 }
 
-// Outcome tells Dapr what to do with a delivered event.
-type Outcome string
-
-// The outcomes Dapr's pub/sub understands.
-const (
-	Success Outcome = "SUCCESS" // handled (or handled before): acknowledge
-	Retry   Outcome = "RETRY"   // a temporary failure: deliver again later
-	Drop    Outcome = "DROP"    // can never be handled: to the dead-letter topic
-)
-
-// CloudEvent is the envelope Dapr delivers events in.
-type CloudEvent struct {
-	ID              string          `json:"id"`
-	Type            string          `json:"type"`
-	Source          string          `json:"source"`
-	Topic           string          `json:"topic"`
-	DataContentType string          `json:"datacontenttype"`
-	Data            json.RawMessage `json:"data"`
-}
-
 // OrderEvent is the part of an order event notifications reads.
 type OrderEvent struct {
 	Type    string `json:"type"`
@@ -87,10 +68,10 @@ type Notifier struct {
 
 // HandleOrderEvent makes the notification an order event calls for. A
 // redelivered event (same CloudEvent id) makes no second notification.
-func (n *Notifier) HandleOrderEvent(ctx context.Context, ce CloudEvent) (Outcome, error) {
+func (n *Notifier) HandleOrderEvent(ctx context.Context, ce events.CloudEvent) (events.Outcome, error) {
 	ev, err := decodeOrderEvent(ce)
 	if err != nil {
-		return Drop, err
+		return events.Drop, err
 	}
 	note := Notification{
 		ID:        notificationID(ce.ID),
@@ -102,14 +83,14 @@ func (n *Notifier) HandleOrderEvent(ctx context.Context, ce CloudEvent) (Outcome
 		CreatedAt: n.Now(),
 	}
 	if _, err := n.Inbox.Add(ctx, note); err != nil {
-		return Retry, err
+		return events.Retry, err
 	}
-	return Success, nil
+	return events.Success, nil
 }
 
 // HandleDeadLetter keeps an event that was dropped, with the reason it could
 // not be handled.
-func (n *Notifier) HandleDeadLetter(ctx context.Context, ce CloudEvent, raw []byte) (Outcome, error) {
+func (n *Notifier) HandleDeadLetter(ctx context.Context, ce events.CloudEvent, raw []byte) (events.Outcome, error) {
 	reason := "handling failed after every retry"
 	if _, err := decodeOrderEvent(ce); err != nil {
 		reason = err.Error()
@@ -121,9 +102,9 @@ func (n *Notifier) HandleDeadLetter(ctx context.Context, ce CloudEvent, raw []by
 	}
 	d := DeadLetter{EventID: id, Topic: ce.Topic, Reason: reason, Event: rawJSON(raw), ReceivedAt: n.Now()}
 	if _, err := n.Inbox.AddDeadLetter(ctx, d); err != nil {
-		return Retry, err
+		return events.Retry, err
 	}
-	return Success, nil
+	return events.Success, nil
 }
 
 // Notifications lists a user's notifications, oldest first.
@@ -137,18 +118,12 @@ func (n *Notifier) Notifications(ctx context.Context, userID string) ([]Notifica
 	return n.Inbox.List(ctx, userID)
 }
 
-func decodeOrderEvent(ce CloudEvent) (OrderEvent, error) {
+func decodeOrderEvent(ce events.CloudEvent) (OrderEvent, error) {
 	if ce.ID == "" {
 		return OrderEvent{}, fmt.Errorf("%w: the CloudEvent has no id", errPoison)
 	}
-	data := []byte(ce.Data)
-	// Some publishers send the JSON document as a JSON string.
-	var s string
-	if json.Unmarshal(data, &s) == nil {
-		data = []byte(s)
-	}
 	var ev OrderEvent
-	if err := json.Unmarshal(data, &ev); err != nil {
+	if err := ce.DecodeData(&ev); err != nil {
 		return OrderEvent{}, fmt.Errorf("%w: data is not an order event: %v", errPoison, err)
 	}
 	if _, ok := channels[ev.Type]; !ok {

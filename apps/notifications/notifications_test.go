@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/events"
 )
 
 // fakeInbox is an in-memory Inbox. Add and AddDeadLetter are idempotent by
@@ -135,32 +136,36 @@ func asJSONString(t *testing.T, doc json.RawMessage) json.RawMessage {
 }
 
 // orderEvent is a CloudEvent on the orders topic.
-func orderEvent(id string, data json.RawMessage) CloudEvent {
-	return CloudEvent{ID: id, Type: "com.dapr.event.sent", Source: "orders", Topic: "orders", DataContentType: "application/json", Data: data}
+func orderEvent(id string, data json.RawMessage) events.CloudEvent {
+	return events.CloudEvent{ID: id, Type: "com.dapr.event.sent", Source: "orders", Topic: "orders", DataContentType: "application/json", Data: data}
 }
 
 func TestHandleOrderEvent(t *testing.T) {
 	tests := []struct {
 		name        string
-		event       func(t *testing.T) CloudEvent
+		event       func(t *testing.T) events.CloudEvent
 		wantChannel string
 		wantType    string
 	}{
 		{
-			name:        "order_created becomes an email",
-			event:       func(t *testing.T) CloudEvent { return orderEvent("ev-1", orderData(t, "order_created", "o-1", "u-1")) },
+			name: "order_created becomes an email",
+			event: func(t *testing.T) events.CloudEvent {
+				return orderEvent("ev-1", orderData(t, "order_created", "o-1", "u-1"))
+			},
 			wantChannel: "email",
 			wantType:    "order_created",
 		},
 		{
-			name:        "order_shipped becomes an sms",
-			event:       func(t *testing.T) CloudEvent { return orderEvent("ev-1", orderData(t, "order_shipped", "o-1", "u-1")) },
+			name: "order_shipped becomes an sms",
+			event: func(t *testing.T) events.CloudEvent {
+				return orderEvent("ev-1", orderData(t, "order_shipped", "o-1", "u-1"))
+			},
 			wantChannel: "sms",
 			wantType:    "order_shipped",
 		},
 		{
 			name: "data as a JSON string holding the object",
-			event: func(t *testing.T) CloudEvent {
+			event: func(t *testing.T) events.CloudEvent {
 				return orderEvent("ev-1", asJSONString(t, orderData(t, "order_created", "o-1", "u-1")))
 			},
 			wantChannel: "email",
@@ -168,7 +173,7 @@ func TestHandleOrderEvent(t *testing.T) {
 		},
 		{
 			name: "data with surrounding whitespace",
-			event: func(t *testing.T) CloudEvent {
+			event: func(t *testing.T) events.CloudEvent {
 				return orderEvent("ev-1", json.RawMessage(" \n"+string(orderData(t, "order_shipped", "o-1", "u-1"))+"\n"))
 			},
 			wantChannel: "sms",
@@ -182,7 +187,7 @@ func TestHandleOrderEvent(t *testing.T) {
 			outcome, err := n.HandleOrderEvent(t.Context(), tt.event(t))
 
 			require.NoError(t, err)
-			assert.Equal(t, Success, outcome)
+			assert.Equal(t, events.Success, outcome)
 			assert.Equal(t, []Notification{{
 				ID:        notificationID("ev-1"),
 				UserID:    "u-1",
@@ -203,7 +208,7 @@ func TestHandleOrderEventRedelivered(t *testing.T) {
 	for i := range 3 {
 		outcome, err := n.HandleOrderEvent(t.Context(), ev)
 		require.NoError(t, err, "delivery %d", i+1)
-		assert.Equal(t, Success, outcome, "delivery %d is acknowledged", i+1)
+		assert.Equal(t, events.Success, outcome, "delivery %d is acknowledged", i+1)
 	}
 
 	assert.Len(t, inbox.stored(), 1, "one event, one notification")
@@ -213,14 +218,14 @@ func TestHandleOrderEventRedelivered(t *testing.T) {
 func TestHandleOrderEventOneNotificationPerEvent(t *testing.T) {
 	n, inbox := newTestNotifier(t)
 
-	for _, ev := range []CloudEvent{
+	for _, ev := range []events.CloudEvent{
 		orderEvent("ev-1", orderData(t, "order_created", "o-1", "u-1")),
 		orderEvent("ev-2", orderData(t, "order_shipped", "o-1", "u-1")),
 		orderEvent("ev-3", orderData(t, "order_created", "o-2", "u-2")),
 	} {
 		outcome, err := n.HandleOrderEvent(t.Context(), ev)
 		require.NoError(t, err)
-		require.Equal(t, Success, outcome)
+		require.Equal(t, events.Success, outcome)
 	}
 
 	stored := inbox.stored()
@@ -262,7 +267,7 @@ func TestHandleOrderEventDrops(t *testing.T) {
 
 			outcome, err := n.HandleOrderEvent(t.Context(), orderEvent(tt.id, data))
 
-			assert.Equal(t, Drop, outcome)
+			assert.Equal(t, events.Drop, outcome)
 			require.ErrorIs(t, err, errPoison)
 			assert.Contains(t, err.Error(), tt.wantMessage)
 			assert.Zero(t, inbox.adds, "a poison event reaches no inbox")
@@ -278,7 +283,7 @@ func TestHandleOrderEventInboxFailureRetries(t *testing.T) {
 
 	outcome, err := n.HandleOrderEvent(t.Context(), ev)
 
-	assert.Equal(t, Retry, outcome)
+	assert.Equal(t, events.Retry, outcome)
 	assert.ErrorIs(t, err, down)
 	assert.NotErrorIs(t, err, errPoison)
 	assert.Empty(t, inbox.stored())
@@ -291,7 +296,7 @@ func TestHandleOrderEventInboxFailureRetries(t *testing.T) {
 		outcome, err := n.HandleOrderEvent(t.Context(), ev)
 
 		require.NoError(t, err)
-		assert.Equal(t, Success, outcome)
+		assert.Equal(t, events.Success, outcome)
 		assert.Len(t, inbox.stored(), 1)
 	})
 }
@@ -352,13 +357,13 @@ func TestHandleDeadLetter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n, inbox := newTestNotifier(t)
-			var ce CloudEvent
+			var ce events.CloudEvent
 			_ = json.Unmarshal([]byte(tt.raw), &ce) // as the handler does: an undecodable event is kept as it is
 
 			outcome, err := n.HandleDeadLetter(t.Context(), ce, []byte(tt.raw))
 
 			require.NoError(t, err)
-			assert.Equal(t, Success, outcome)
+			assert.Equal(t, events.Success, outcome)
 			stored := inbox.storedDeadLetters()
 			require.Len(t, stored, 1)
 			d := stored[0]
@@ -418,11 +423,11 @@ func TestHandleDeadLetterIdempotent(t *testing.T) {
 			n, inbox := newTestNotifier(t)
 
 			for _, raw := range []string{tt.first, tt.second} {
-				var ce CloudEvent
+				var ce events.CloudEvent
 				_ = json.Unmarshal([]byte(raw), &ce)
 				outcome, err := n.HandleDeadLetter(t.Context(), ce, []byte(raw))
 				require.NoError(t, err)
-				require.Equal(t, Success, outcome)
+				require.Equal(t, events.Success, outcome)
 			}
 
 			assert.Len(t, inbox.storedDeadLetters(), tt.want)
@@ -435,19 +440,19 @@ func TestHandleDeadLetterInboxFailureRetries(t *testing.T) {
 	down := fmt.Errorf("append dead-letters: %w", api.ErrUnavailable)
 	inbox.addDeadErr = down
 	raw := `{"id":"ev-1","topic":"orders","data":{"type":"nope"}}`
-	var ce CloudEvent
+	var ce events.CloudEvent
 	require.NoError(t, json.Unmarshal([]byte(raw), &ce))
 
 	outcome, err := n.HandleDeadLetter(t.Context(), ce, []byte(raw))
 
-	assert.Equal(t, Retry, outcome)
+	assert.Equal(t, events.Retry, outcome)
 	assert.ErrorIs(t, err, down)
 	assert.Empty(t, inbox.storedDeadLetters())
 }
 
 func TestNotifications(t *testing.T) {
 	n, inbox := newTestNotifier(t)
-	for _, ev := range []CloudEvent{
+	for _, ev := range []events.CloudEvent{
 		orderEvent("ev-1", orderData(t, "order_created", "o-1", "u-1")),
 		orderEvent("ev-2", orderData(t, "order_created", "o-2", "u-2")),
 		orderEvent("ev-3", orderData(t, "order_shipped", "o-1", "u-1")),

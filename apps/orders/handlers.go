@@ -1,16 +1,15 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
 	"github.com/gorilla/mux"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/events"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
@@ -74,45 +73,28 @@ func (h handlers) orderInternal(w http.ResponseWriter, r *http.Request) {
 // paymentEvent handles payment_completed. Dapr reads the outcome from the
 // body: SUCCESS acknowledges, RETRY redelivers, DROP dead-letters.
 func (h handlers) paymentEvent(w http.ResponseWriter, r *http.Request) {
-	var ce struct {
-		ID   string          `json:"id"`
-		Data json.RawMessage `json:"data"`
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, api.MaxBodyBytes))
-	if err == nil {
-		err = json.Unmarshal(raw, &ce)
-	}
+	_, ce, err := events.Read(w, r)
 	var ev PaymentCompleted
 	if err == nil {
-		err = decodeEventData(ce.Data, &ev)
+		err = ce.DecodeData(&ev)
 	}
 	if err == nil && (ev.Type != "payment_completed" || !api.ValidID(ev.OrderID) || !api.ValidID(ev.PaymentID)) {
 		err = fmt.Errorf("not a payment_completed event: type %q", ev.Type)
 	}
 	if err != nil {
 		h.log.WarnContext(r.Context(), "payment event dropped", "event_id", ce.ID, "err", err)
-		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "DROP"})
+		events.Respond(w, events.Drop)
 		return
 	}
 	err = h.desk.MarkPaid(r.Context(), ev)
 	switch {
 	case err == nil:
-		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "SUCCESS"})
+		events.Respond(w, events.Success)
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict):
 		h.log.WarnContext(r.Context(), "payment event dropped", "event_id", ce.ID, "order_id", ev.OrderID, "err", err)
-		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "DROP"})
+		events.Respond(w, events.Drop)
 	default:
 		h.log.WarnContext(r.Context(), "payment event to retry", "event_id", ce.ID, "err", err)
-		api.WriteJSON(w, http.StatusInternalServerError, map[string]string{"status": "RETRY"})
+		events.Respond(w, events.Retry)
 	}
-}
-
-// decodeEventData reads a CloudEvent's data, which a publisher may have sent
-// as a JSON document or as a string holding one.
-func decodeEventData(data json.RawMessage, v any) error {
-	var s string
-	if json.Unmarshal(data, &s) == nil {
-		data = json.RawMessage(s)
-	}
-	return json.Unmarshal(data, v)
 }
