@@ -31,7 +31,9 @@ type productsService struct {
 
 func (p productsService) Reserve(ctx context.Context, productID, orderID string, quantity int64) (int64, error) {
 	var answer struct {
-		PriceCents int64 `json:"price_cents"`
+		Reservation struct {
+			PriceCents int64 `json:"price_cents"`
+		} `json:"reservation"`
 	}
 	body := map[string]any{"order_id": orderID, "quantity": quantity}
 	err := p.invoker.Call(ctx, p.appID, http.MethodPost, "internal/products/"+productID+"/reservations", body, &answer)
@@ -43,7 +45,7 @@ func (p productsService) Reserve(ctx context.Context, productID, orderID string,
 	case err != nil:
 		return 0, err
 	}
-	return answer.PriceCents, nil
+	return answer.Reservation.PriceCents, nil
 }
 
 func (p productsService) Release(ctx context.Context, productID, orderID string) error {

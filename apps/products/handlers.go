@@ -92,10 +92,9 @@ func (h handlers) release(w http.ResponseWriter, r *http.Request) {
 }
 
 // ReservationAnswer is what an internal reservation returns: the reservation
-// and the product's price, which the order's total is computed from.
+// (with the unit price it was made at) and whether it was made before.
 type ReservationAnswer struct {
 	Reservation Reservation `json:"reservation"`
-	PriceCents  int64       `json:"price_cents"`
 	Replayed    bool        `json:"replayed"`
 }
 
@@ -110,7 +109,7 @@ func (h handlers) reserveInternal(w http.ResponseWriter, r *http.Request) {
 		api.WriteInternal(w, r, h.log, nil, err)
 		return
 	}
-	api.WriteInternal(w, r, h.log, ReservationAnswer{Reservation: res, PriceCents: res.PriceCents, Replayed: replayed}, nil)
+	api.WriteInternal(w, r, h.log, ReservationAnswer{Reservation: res, Replayed: replayed}, nil)
 }
 
 func (h handlers) releaseInternal(w http.ResponseWriter, r *http.Request) {
