@@ -1,61 +1,112 @@
 #!/usr/bin/env bash
 # Builds the pinned Dapr toolchain into .dapr/bin (git-ignored): daprd (the
 # sidecar, with the stable components), sentry (the certificate authority that
-# gives sidecars their mTLS identities) and the dapr CLI. A binary that already
-# reports the pinned version is kept, so only the first run pays for the build
-# (daprd: about 5 minutes on 2 cores; the CLI: about 2).
+# gives sidecars their mTLS identities) and the dapr CLI.
+#
+# The pinned releases have defects this project cannot live with; each fix is
+# a small patch in dapr/toolchain/patches/ (read them for the why), applied at
+# build time with `go build -overlay` to a copy of the module's own file
+# (written by dapr/toolchain/overlay into .dapr/patch/): no vendoring, no
+# replace directive, and the build stops if a patch no longer applies exactly
+# once (the upstream file changed).
+#   daprd, sentry: patches/daprd-*.patch (the outbox's retry loop that never stops)
+#   dapr CLI:      patches/cli-*.patch   (run files cannot turn the scheduler off)
+#
+# Each binary is kept while its stamp (.dapr/bin/<name>.stamp: a hash of this
+# script, the overlay tool, its patches and the pinned version) matches, so
+# only the first run pays for the build (daprd: about 5 minutes on 2 cores;
+# the CLI: about 2), and a changed patch rebuilds once (Go's build cache then
+# recompiles only the patched packages and what imports them).
 # Usage: dapr/toolchain/build.sh [daprd|sentry|cli|all]
 set -euo pipefail
 
 cd "$(dirname "$0")"
+here=$(pwd)
 root=$(cd ../.. && pwd)
 bin=${DAPR_TOOLCHAIN_BIN:-$root/.dapr/bin}
+patchdir=${DAPR_TOOLCHAIN_PATCH:-$root/.dapr/patch}
 mkdir -p "$bin"
 
 daprd_version=$(awk '$1 == "github.com/dapr/dapr" && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == "github.com/dapr/dapr" {print $3; exit}' daprd/go.mod)
 cli_version=$(awk '$1 == "github.com/dapr/cli" && $2 ~ /^v/ {print $2; exit} $1 == "require" && $2 == "github.com/dapr/cli" {print $3; exit}' cli/go.mod)
-export CGO_ENABLED=0 GOFLAGS=-mod=mod
+export CGO_ENABLED=0
+
+# stamp <version> <patch>...: what a binary was built from.
+stamp() {
+	{
+		echo "$1"
+		shift
+		cat "$here/build.sh" "$here/overlay/main.go" "$@"
+	} | sha256sum | cut -d' ' -f1
+}
+
+# built <name> <stamp>: the binary exists and was built from this stamp.
+built() { [ -x "$bin/$1" ] && [ -f "$bin/$1.stamp" ] && [ "$(cat "$bin/$1.stamp")" = "$2" ]; }
+
+# overlay <module dir> <name> <patch>...: writes the patched files, prints the overlay file.
+overlay() {
+	local dir=$1 name=$2
+	shift 2
+	(cd "$root" && go run ./dapr/toolchain/overlay -C "$here/$dir" -out "$patchdir/$name" "$@")
+}
+
+# install <name> <stamp>: moves the fresh binary in place and records its stamp.
+install_bin() {
+	mv "$bin/$1.tmp" "$bin/$1"
+	echo "$2" >"$bin/$1.stamp"
+}
+
+daprd_patches=("$here"/patches/daprd-*.patch)
+cli_patches=("$here"/patches/cli-*.patch)
+dapr_ldflags="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${daprd_version#v} -X github.com/dapr/dapr/pkg/buildinfo.gitversion=$daprd_version -X github.com/dapr/kit/logger.DaprVersion=${daprd_version#v}"
 
 build_daprd() {
-	if [ -x "$bin/daprd" ] && [ "$("$bin/daprd" --version 2>/dev/null)" = "${daprd_version#v}" ]; then
-		echo "toolchain: daprd ${daprd_version#v} already built ($bin/daprd)"
+	local want
+	want=$(stamp "$daprd_version" "${daprd_patches[@]}")
+	if built daprd "$want"; then
+		echo "toolchain: daprd ${daprd_version#v} (patched) already built ($bin/daprd)"
 		return
 	fi
-	echo "toolchain: building daprd $daprd_version with the stable components; this takes about 5 minutes the first time ..."
-	local start=$SECONDS
-	(cd daprd && go build -tags stablecomponents -trimpath \
-		-ldflags "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${daprd_version#v} -X github.com/dapr/dapr/pkg/buildinfo.gitversion=$daprd_version" \
-		-o "$bin/daprd.tmp" github.com/dapr/dapr/cmd/daprd)
-	mv "$bin/daprd.tmp" "$bin/daprd"
+	echo "toolchain: building daprd $daprd_version with the stable components and $(basename -a "${daprd_patches[@]}" | paste -sd' '); about 5 minutes the first time ..."
+	local start=$SECONDS ov
+	ov=$(overlay daprd daprd "${daprd_patches[@]}")
+	(cd daprd && GOFLAGS=-mod=mod go build -overlay "$ov" -tags stablecomponents -trimpath \
+		-ldflags "$dapr_ldflags" -o "$bin/daprd.tmp" github.com/dapr/dapr/cmd/daprd)
+	install_bin daprd "$want"
 	echo "toolchain: daprd $("$bin/daprd" --version) built in $((SECONDS - start))s"
 }
 
 build_sentry() {
-	if [ -x "$bin/sentry" ] && [ -f "$bin/sentry.version" ] && [ "$(cat "$bin/sentry.version")" = "$daprd_version" ]; then
+	local want
+	want=$(stamp "$daprd_version" "${daprd_patches[@]}")
+	if built sentry "$want"; then
 		echo "toolchain: sentry ${daprd_version#v} already built ($bin/sentry)"
 		return
 	fi
-	echo "toolchain: building sentry $daprd_version; this takes about 2 minutes the first time ..."
-	local start=$SECONDS
-	(cd daprd && go build -trimpath \
-		-ldflags "-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${daprd_version#v} -X github.com/dapr/dapr/pkg/buildinfo.gitversion=$daprd_version" \
-		-o "$bin/sentry.tmp" github.com/dapr/dapr/cmd/sentry)
-	mv "$bin/sentry.tmp" "$bin/sentry"
-	echo "$daprd_version" >"$bin/sentry.version"
+	echo "toolchain: building sentry $daprd_version; about 2 minutes the first time ..."
+	local start=$SECONDS ov
+	ov=$(overlay daprd sentry "${daprd_patches[@]}")
+	(cd daprd && GOFLAGS=-mod=mod go build -overlay "$ov" -trimpath \
+		-ldflags "$dapr_ldflags" -o "$bin/sentry.tmp" github.com/dapr/dapr/cmd/sentry)
+	install_bin sentry "$want"
+	rm -f "$bin/sentry.version" # the stamp replaced it
 	echo "toolchain: sentry built in $((SECONDS - start))s"
 }
 
 build_cli() {
-	if [ -x "$bin/dapr" ] && "$bin/dapr" version 2>/dev/null | grep -q "CLI version: ${cli_version#v}"; then
-		echo "toolchain: dapr CLI ${cli_version#v} already built ($bin/dapr)"
+	local want
+	want=$(stamp "$cli_version" "${cli_patches[@]}")
+	if built dapr "$want"; then
+		echo "toolchain: dapr CLI ${cli_version#v} (patched) already built ($bin/dapr)"
 		return
 	fi
-	echo "toolchain: building the dapr CLI $cli_version; this takes about 2 minutes the first time ..."
-	local start=$SECONDS
-	(cd cli && go build -trimpath \
+	echo "toolchain: building the dapr CLI $cli_version with $(basename -a "${cli_patches[@]}" | paste -sd' '); about 2 minutes the first time ..."
+	local start=$SECONDS ov
+	ov=$(overlay cli cli "${cli_patches[@]}")
+	(cd cli && GOFLAGS=-mod=mod go build -overlay "$ov" -trimpath \
 		-ldflags "-s -w -X main.version=${cli_version#v} -X main.apiVersion=1.0" \
 		-o "$bin/dapr.tmp" github.com/dapr/cli)
-	mv "$bin/dapr.tmp" "$bin/dapr"
+	install_bin dapr "$want"
 	echo "toolchain: dapr CLI ${cli_version#v} built in $((SECONDS - start))s"
 }
 

@@ -1,0 +1,194 @@
+// Command overlay writes patched copies of files of a Go module dependency
+// and the overlay file `go build -overlay` reads, so dapr/toolchain/build.sh
+// can fix a defect of the pinned Dapr release without vendoring it or
+// replacing the module: the module cache stays untouched, and only the patched
+// package and the packages that import it are compiled again.
+//
+// A patch (dapr/toolchain/patches/*.patch) names one file of one module and
+// one exact text to find in it and the text to put in its place:
+//
+//	# why the patch exists (any number of comment lines)
+//	module github.com/dapr/dapr
+//	file pkg/runtime/pubsub/outbox.go
+//	--- find
+//	<the exact lines of the pinned release>
+//	--- replace
+//	<the lines that replace them>
+//
+// The text to find must occur exactly once in the module's own copy of the
+// file and the result must differ from it; otherwise overlay fails and names
+// the patch, so a new upstream release is looked at instead of silently built
+// unpatched (or patched twice).
+//
+// Usage (from the module that pins the dependency):
+//
+//	go run ./dapr/toolchain/overlay -C dapr/toolchain/daprd -out .dapr/patch/daprd dapr/toolchain/patches/daprd-*.patch
+//
+// It prints the path of the overlay file it wrote.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "overlay:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		modDir = flag.String("C", ".", "directory of the Go module that requires the patched modules")
+		out    = flag.String("out", "", "directory for the patched files and overlay.json")
+	)
+	flag.Parse()
+	if *out == "" || flag.NArg() == 0 {
+		return errors.New("usage: overlay -C <module dir> -out <dir> <patch>...")
+	}
+	outDir, err := filepath.Abs(*out)
+	if err != nil {
+		return err
+	}
+	// Patched copies of an earlier run must not survive a patch removed since.
+	if err := os.RemoveAll(outDir); err != nil {
+		return err
+	}
+	ov := overlayFile{Replace: map[string]string{}}
+	for _, path := range flag.Args() {
+		p, err := readPatch(path)
+		if err != nil {
+			return err
+		}
+		dir, err := moduleDir(*modDir, p.Module)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		src := filepath.Join(dir, filepath.FromSlash(p.File))
+		if _, dup := ov.Replace[src]; dup {
+			return fmt.Errorf("%s: %s is patched twice; put both changes in one patch", path, src)
+		}
+		original, err := os.ReadFile(src)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		patched, err := p.apply(original)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", path, src, err)
+		}
+		dst := filepath.Join(outDir, filepath.Base(dir), filepath.FromSlash(p.File))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, patched, 0o644); err != nil {
+			return err
+		}
+		ov.Replace[src] = dst
+		fmt.Fprintf(os.Stderr, "overlay: %s applied to %s/%s\n", filepath.Base(path), filepath.Base(dir), p.File)
+	}
+	data, err := json.MarshalIndent(ov, "", "  ")
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(outDir, "overlay.json")
+	if err := os.WriteFile(file, data, 0o644); err != nil {
+		return err
+	}
+	fmt.Println(file)
+	return nil
+}
+
+// overlayFile is the JSON `go build -overlay` reads: each file of the build
+// that is to be read from another path.
+type overlayFile struct {
+	Replace map[string]string
+}
+
+// patch is one replacement in one file of one module.
+type patch struct {
+	Module, File  string
+	Find, Replace []byte
+}
+
+// apply returns src with the patch's text replaced, or an error unless the
+// text occurs exactly once and the result differs.
+func (p patch) apply(src []byte) ([]byte, error) {
+	switch n := bytes.Count(src, p.Find); n {
+	case 1:
+	case 0:
+		return nil, errors.New("the text to find is not there: the upstream file changed; check whether the defect is still there and update or remove the patch")
+	default:
+		return nil, fmt.Errorf("the text to find occurs %d times, not once: make it longer so it names one place", n)
+	}
+	out := bytes.Replace(src, p.Find, p.Replace, 1)
+	if bytes.Equal(out, src) {
+		return nil, errors.New("the patch changes nothing")
+	}
+	return out, nil
+}
+
+// readPatch parses a patch file (see the package comment).
+func readPatch(path string) (patch, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return patch{}, err
+	}
+	var (
+		p       patch
+		section *[]byte
+	)
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		bare := strings.TrimRight(line, "\n")
+		switch {
+		case bare == "--- find":
+			section = &p.Find
+		case bare == "--- replace":
+			if section != &p.Find {
+				return patch{}, fmt.Errorf("%s: '--- replace' must follow '--- find'", path)
+			}
+			section = &p.Replace
+		case section != nil:
+			*section = append(*section, line...)
+		case bare == "" || strings.HasPrefix(bare, "#"):
+		case strings.HasPrefix(bare, "module "):
+			p.Module = strings.TrimSpace(strings.TrimPrefix(bare, "module "))
+		case strings.HasPrefix(bare, "file "):
+			p.File = strings.TrimSpace(strings.TrimPrefix(bare, "file "))
+		default:
+			return patch{}, fmt.Errorf("%s: unexpected line %q before '--- find'", path, bare)
+		}
+	}
+	if p.Module == "" || p.File == "" || len(p.Find) == 0 || section != &p.Replace {
+		return patch{}, fmt.Errorf("%s: a patch needs 'module', 'file', '--- find' and '--- replace'", path)
+	}
+	return p, nil
+}
+
+// moduleDir is where the Go command keeps the version of module that the
+// module in dir requires, downloading it first if needed.
+func moduleDir(dir, module string) (string, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", module)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go mod download %s in %s: %w", module, dir, err)
+	}
+	var info struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &info); err != nil {
+		return "", fmt.Errorf("go mod download %s: %w", module, err)
+	}
+	if info.Error != "" || info.Dir == "" {
+		return "", fmt.Errorf("go mod download %s: %s", module, info.Error)
+	}
+	return info.Dir, nil
+}
