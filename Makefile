@@ -16,6 +16,16 @@ DAPR ?= $(CURDIR)/.dapr/bin/dapr
 DAPRD ?= $(DAPR_RUNTIME_PATH)/.dapr/bin/daprd
 PINNED_DAPRD := $(CURDIR)/.dapr/bin/daprd
 PINNED_DAPR := $(CURDIR)/.dapr/bin/dapr
+# The multi-app run file `make run` starts; to use other ports, copy dapr.yaml,
+# change the ports in the copy and name it here (dapr/scripts/preflight.sh says so).
+RUN_FILE ?= dapr.yaml
+# The servers `make run` and `make infra` need.
+SERVERS = redis postgres $(if $(filter rabbitmq,$(PUBSUB)),rabbitmq)
+# What the end-to-end suite and the benchmarks need (the browser tests: chromium).
+TEST_SERVERS = redis postgres rabbitmq chromium
+# bin/dapr: the pinned CLI behind dapr/scripts/dapr.sh (finds the pinned daprd
+# and Sentry by itself), or your own CLI as it is.
+BIN_DAPR = $(if $(filter $(PINNED_DAPR),$(DAPR)),../dapr/scripts/dapr.sh,$(DAPR))
 # Extra flags for the end-to-end suite, e.g. E2E_FLAGS='-run TestOrders -v'.
 E2E_FLAGS ?=
 
@@ -29,18 +39,34 @@ ORDERMESH_POSTGRES ?= host=localhost port=5432 user=ordermesh password=ordermesh
 ORDERMESH_RABBITMQ ?= amqp://guest:guest@localhost:5672
 LOCAL_INFRA = ORDERMESH_REDIS='$(ORDERMESH_REDIS)' ORDERMESH_POSTGRES='$(ORDERMESH_POSTGRES)' ORDERMESH_RABBITMQ='$(ORDERMESH_RABBITMQ)'
 
-.PHONY: all build toolchain daprd sentry cli infra run test unit e2e lint clean bench images docker-test fuzz
+.PHONY: all preflight setup build toolchain daprd sentry cli infra run test unit e2e lint clean bench images docker-test fuzz
 
 all: build
 
-## build: compile the six apps into bin/
+## preflight: check in seconds what the build and the run need (Go, make, disk, ports, servers), install missing servers
+# Each target that needs more sets PREFLIGHT; its prerequisites inherit it, so
+# the check runs once, before the first build step.
+PREFLIGHT =
+preflight:
+	@dapr/scripts/preflight.sh $(PREFLIGHT)
+run: PREFLIGHT = --ports $(RUN_FILE) $(if $(filter off,$(MTLS)),,--sentry) --servers "$(SERVERS)"
+test e2e bench setup: PREFLIGHT = --servers "$(TEST_SERVERS)"
+
+## setup: what make test checks and installs first, alone (.ci/run starts with it)
+setup: preflight
+
+## build: compile the six apps into bin/, and bin/dapr (so `bin/dapr run -f .` works)
 build:
 	@mkdir -p bin
-	@for app in $(APPS); do go build -o bin/$$app ./apps/$$app || exit 1; done
-	@echo "build: bin/{$(shell echo $(APPS) | tr ' ' ,)}"
+	@start=$$SECONDS; go build -o bin/ $(addprefix ./apps/,$(APPS)) 2>&1 | { grep -v '^go: downloading ' || true; }; \
+		[ $${PIPESTATUS[0]} -eq 0 ] || exit 1; \
+		echo "build: bin/{$(shell echo $(APPS) | tr ' ' ,)} in $$((SECONDS - start))s"
+	@ln -sfn $(BIN_DAPR) bin/dapr
 
 ## toolchain: build the pinned daprd and dapr CLI (skipped when already built, or when DAPR/DAPRD point elsewhere)
 toolchain: daprd sentry cli
+
+daprd sentry cli: preflight
 
 sentry:
 	@if [ "$(DAPRD)" = "$(PINNED_DAPRD)" ]; then dapr/toolchain/build.sh sentry; fi
@@ -52,19 +78,19 @@ daprd:
 cli:
 	@if [ "$(DAPR)" = "$(PINNED_DAPR)" ]; then dapr/toolchain/build.sh cli; \
 	else echo "toolchain: using your dapr CLI: $(DAPR)"; fi
-	@mkdir -p bin && ln -sf $(DAPR) bin/dapr
+	@mkdir -p bin && ln -sfn $(BIN_DAPR) bin/dapr
 
 ## infra: make Redis and PostgreSQL (and RabbitMQ with PUBSUB=rabbitmq) listen on their local ports
 infra:
-	@dapr/scripts/infra.sh redis postgres $(if $(filter rabbitmq,$(PUBSUB)),rabbitmq)
+	@dapr/scripts/infra.sh $(SERVERS)
 
-## run: build everything, start the infrastructure and `dapr run -f .`; Ctrl-C stops it all
-run: toolchain build infra
+## run: check, build everything, start the infrastructure and `dapr run -f .`; Ctrl-C stops it all
+run: preflight toolchain build infra
 	@go build -o bin/devrun ./dapr/devrun
-	@bin/devrun -f dapr.yaml -dapr $(DAPR) -pubsub $(PUBSUB) -mtls=$(if $(filter off,$(MTLS)),false,true)
+	@bin/devrun -f $(RUN_FILE) -dapr $(DAPR) -pubsub $(PUBSUB) -mtls=$(if $(filter off,$(MTLS)),false,true)
 
 ## test: unit tests, then the end-to-end suite against real daprd, Redis, PostgreSQL and RabbitMQ
-test: unit e2e
+test: preflight unit e2e
 
 ## unit: the tests that need no infrastructure (seconds)
 unit:
@@ -98,7 +124,7 @@ clean:
 	rm -rf bin .run apps/*/.dapr
 
 ## bench: measure sidecar overhead, order throughput, event latency and footprint; report in .bench/
-bench: daprd sentry infra
+bench: preflight daprd sentry infra
 	@dapr/scripts/infra.sh rabbitmq
 	@echo "bench: about 4 minutes; the report goes to .bench/latest.md"
 	ORDERMESH_DAPRD=$(DAPRD) $(LOCAL_INFRA) go test -count=1 -tags bench -run TestBench -timeout 20m -v ./apps/internal/bench/

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -25,8 +23,10 @@ const sentryAddress = "127.0.0.1:50001"
 // file: the trust anchors of Sentry, the app token, and a loopback address
 // to announce over mDNS.
 type security struct {
-	env    []string
-	sentry *exec.Cmd
+	env []string
+	// stopSentry is the script that stops the Sentry this run started; "" when
+	// the run uses one that was already running.
+	stopSentry string
 }
 
 // prepareSecurity starts Sentry (or uses the one dapr/scripts/sentry.sh
@@ -59,11 +59,10 @@ func prepareSecurity(root string, mtls bool, runFile []byte) (*security, []byte,
 	}
 	creds := filepath.Join(state, "sentry", "creds")
 	if !listening(sentryAddress) {
-		cmd, err := startSentry(root, creds)
-		if err != nil {
+		if err := startSentry(root); err != nil {
 			return nil, nil, err
 		}
-		sec.sentry = cmd
+		sec.stopSentry = filepath.Join(root, "dapr", "scripts", "sentry.sh")
 	} else {
 		fmt.Printf("devrun: using the Sentry already on %s\n", sentryAddress)
 	}
@@ -77,48 +76,25 @@ func prepareSecurity(root string, mtls bool, runFile []byte) (*security, []byte,
 
 // stop ends the Sentry this run started.
 func (s *security) stop() {
-	if s.sentry == nil {
+	if s.stopSentry == "" {
 		return
 	}
-	_ = s.sentry.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = s.sentry.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-s.sentry.Process.Pid, syscall.SIGKILL)
+	cmd := exec.Command(s.stopSentry, "stop")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "devrun: stopping Sentry: %v\n", err)
 	}
 }
 
-func startSentry(root, creds string) (*exec.Cmd, error) {
-	if err := os.MkdirAll(creds, 0o700); err != nil {
-		return nil, err
+// startSentry starts Sentry the one way this repository does,
+// dapr/scripts/sentry.sh, which prints what it does.
+func startSentry(root string) error {
+	cmd := exec.Command(filepath.Join(root, "dapr", "scripts", "sentry.sh"), "start")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("start Sentry (dapr/scripts/sentry.sh start): %w", err)
 	}
-	logFile, err := os.Create(filepath.Join(filepath.Dir(creds), "sentry.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	fmt.Printf("devrun: starting Sentry on %s (issuer credentials in .run/sentry/creds) ...\n", sentryAddress)
-	cmd := exec.Command(filepath.Join(root, ".dapr", "bin", "sentry"),
-		"--issuer-credentials", creds, "--trust-domain", "localhost",
-		"--listen-address", "127.0.0.1", "--port", "50001",
-		"--healthz-listen-address", "127.0.0.1", "--healthz-port", "50081",
-		"--metrics-listen-address", "127.0.0.1", "--metrics-port", "50091",
-		"--config", filepath.Join(root, "dapr", "config.yaml"))
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start sentry (run `make toolchain`): %w", err)
-	}
-	for range 100 {
-		if _, err := os.Stat(filepath.Join(creds, "ca.crt")); err == nil && listening(sentryAddress) {
-			return cmd, nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	_ = cmd.Process.Kill()
-	return nil, errors.New("sentry did not start in 10s; see .run/sentry/sentry.log")
+	return nil
 }
 
 // insecureConfig writes the Configuration without mtls and accessControl.

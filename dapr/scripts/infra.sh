@@ -3,7 +3,8 @@
 # Redis (6379: statestore and the default orderpubsub), PostgreSQL (5432:
 # orderstore) and, when asked, RabbitMQ (5672: the swapped orderpubsub).
 # A server already listening is used as it is; otherwise an installed server is
-# started; otherwise this stops and names the package to install.
+# started; a server that is not installed is installed first by
+# dapr/scripts/install.sh (which says what to run when this user may not).
 # Usage: dapr/scripts/infra.sh [redis] [postgres] [rabbitmq]
 set -euo pipefail
 
@@ -68,6 +69,7 @@ rabbitmq() {
 }
 
 [ $# -gt 0 ] || set -- redis postgres
+"$root/dapr/scripts/install.sh" "$@"
 for server in "$@"; do
 	case "$server" in
 	redis | postgres | rabbitmq) "$server" ;;

@@ -27,8 +27,14 @@ start)
 	[ -x "$sentry" ] || { echo "sentry: $sentry not found; run 'make toolchain'" >&2; exit 1; }
 	mkdir -p "$dir/creds"
 	chmod 700 "$dir" "$dir/creds"
-	echo "sentry: starting on localhost:$port (credentials in .run/sentry/creds) ..."
-	"$sentry" --issuer-credentials "$dir/creds" --trust-domain localhost \
+	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+		echo "sentry: something else listens on localhost:$port; stop it first (ss -ltnp 'sport = :$port' names it)" >&2
+		exit 1
+	fi
+	echo "sentry: starting on localhost:$port (credentials in .run/sentry/creds, log in .run/sentry/sentry.log) ..."
+	# A session of its own: a Ctrl-C meant for whatever started it does not
+	# reach it; `stop` ends it.
+	setsid "$sentry" --issuer-credentials "$dir/creds" --trust-domain localhost \
 		--listen-address 127.0.0.1 --port "$port" \
 		--healthz-listen-address 127.0.0.1 --healthz-port "${SENTRY_HEALTH_PORT:-50081}" \
 		--metrics-listen-address 127.0.0.1 --metrics-port "${SENTRY_METRICS_PORT:-50091}" \
@@ -51,8 +57,14 @@ env)
 	;;
 stop)
 	if running; then
-		kill "$(cat "$dir/pid")"
-		echo "sentry: stopped"
+		pid=$(cat "$dir/pid")
+		kill "$pid"
+		for _ in $(seq 1 50); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+		echo "sentry: stopped (pid $pid)"
 	fi
 	rm -f "$dir/pid"
 	;;

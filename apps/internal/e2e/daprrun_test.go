@@ -5,10 +5,13 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -98,6 +101,177 @@ func TestDaprRunFile(t *testing.T) {
 	for pid, what := range pids {
 		assert.False(t, harness.Alive(pid), "%s (pid %d) is still running", what, pid)
 	}
+	requireNoSchedulerDials(t, sys)
+}
+
+// TestBinDaprRunFile runs the system the way the README tells a user to
+// drive it by hand: `make build`, then `bin/dapr run -f <dir>` typed at the
+// repository root, with no DAPR_RUNTIME_PATH and no Sentry started by hand.
+// bin/dapr must find the pinned daprd, start Sentry because the
+// Configuration turns mTLS on (and say so), and Ctrl-C must leave no process:
+// no app, no sidecar, and no Sentry it started.
+func TestBinDaprRunFile(t *testing.T) {
+	root := harness.RepoRoot(t)
+	// The CLI sends sidecars to Sentry on localhost:50001 and nowhere else.
+	// Free, bin/dapr starts Sentry; held by this repository's Sentry (a
+	// running `make run`), bin/dapr uses it and leaves it running.
+	sentryPid := 0
+	if pid := listenerPid(t, 50001); pid != 0 {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		require.Equal(t, filepath.Join(root, ".dapr", "bin", "sentry"), exe,
+			"port 50001 is held by pid %d (%s), not by this repository's Sentry: stop it to run this test", pid, exe)
+		sentryPid = pid
+	}
+	sys := harness.Prepare(t, harness.Options{})
+	runFile := writeRunFile(t, sys)
+
+	build := exec.Command("make", "--no-print-directory", "build")
+	build.Dir = root
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	target, err := filepath.EvalSymlinks(filepath.Join(root, "bin", "dapr"))
+	require.NoError(t, err, "make build makes bin/dapr")
+	require.Equal(t, filepath.Join(root, "dapr", "scripts", "dapr.sh"), target, "bin/dapr is the wrapper around the pinned CLI")
+
+	var output syncBuffer
+	// `-f` names the directory of the run file, as `-f .` does at the root.
+	cmd := exec.Command("bin/dapr", "run", "-f", filepath.Dir(runFile))
+	cmd.Dir = root
+	// As typed in a fresh shell: bin/dapr finds the runtime, the trust
+	// anchors and an app token by itself.
+	cmd.Env = withoutEnv(os.Environ(), "DAPR_RUNTIME_PATH", "DAPR_TRUST_ANCHORS", "DAPR_API_TOKEN", "APP_API_TOKEN")
+	cmd.Stdout, cmd.Stderr = &output, &output
+	// Its own process group, as a shell gives a command it runs: Ctrl-C is
+	// SIGINT to the group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("bin/dapr output:\n%s", output.String())
+		}
+	})
+
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.After(120 * time.Second)
+	for _, name := range harness.Apps {
+		for !answersReady(client, sys.App(name).URL()) {
+			select {
+			case err := <-exited:
+				t.Fatalf("bin/dapr exited before %s was ready: %v", name, err)
+			case <-deadline:
+				t.Fatalf("%s was not ready within 120s", name)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	if sentryPid == 0 {
+		assert.Contains(t, output.String(), "no Sentry runs: starting one", "bin/dapr says it starts Sentry")
+		sentryPid = listenerPid(t, 50001)
+		require.NotZero(t, sentryPid, "Sentry listens on 50001")
+	} else {
+		assert.Contains(t, output.String(), "using the Sentry already on localhost:50001")
+	}
+
+	// The gateway reaches users through both sidecars: mTLS and the access
+	// policies are in force.
+	res := do(t, http.MethodPost, sys.GatewayURL()+"/api/users", map[string]any{"name": "Via bin/dapr", "email": uniqueEmail()})
+	assert.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+
+	pids := map[int]string{}
+	for _, pid := range descendantPids(cmd.Process.Pid) {
+		pids[pid] = "a process bin/dapr started"
+	}
+	listed := daprList(t, filepath.Join(root, "bin", "dapr"))
+	for _, name := range harness.Apps {
+		in, ok := listed[sys.App(name).ID]
+		require.True(t, ok, "bin/dapr list shows %s", sys.App(name).ID)
+		pids[in.DaprdPid] = name + " sidecar"
+		pids[in.AppPid] = name + " app"
+	}
+
+	require.NoError(t, syscall.Kill(-cmd.Process.Pid, syscall.SIGINT), "Ctrl-C")
+	select {
+	case <-exited:
+	case <-time.After(60 * time.Second):
+		t.Fatal("bin/dapr did not stop within 60s of Ctrl-C")
+	}
+	for pid, what := range pids {
+		assert.False(t, harness.Alive(pid), "%s (pid %d) is still running", what, pid)
+	}
+	if strings.Contains(output.String(), "starting one for this run") {
+		assert.False(t, harness.Alive(sentryPid), "the Sentry bin/dapr started (pid %d) is still running", sentryPid)
+		assert.Zero(t, listenerPid(t, 50001), "nothing listens on 50001 any more")
+	} else {
+		assert.True(t, harness.Alive(sentryPid), "the Sentry that was running before is left alone")
+	}
+	requireNoSchedulerDials(t, sys)
+}
+
+func answersReady(client *http.Client, base string) bool {
+	res, err := client.Get(base + "/readyz")
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
+}
+
+// listenerPid is the pid of the process listening on a loopback TCP port, 0 if none.
+func listenerPid(t *testing.T, port int) int {
+	t.Helper()
+	out, err := exec.Command("ss", "-ltnpH", fmt.Sprintf("sport = :%d", port)).Output()
+	require.NoError(t, err, "ss (iproute2) lists listening sockets")
+	_, after, found := strings.Cut(string(out), "pid=")
+	if !found {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.SplitN(after, ",", 2)[0])
+	require.NoError(t, err, "%s", out)
+	return pid
+}
+
+// descendantPids returns every process below pid, from /proc.
+func descendantPids(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(fields[1])
+		children[ppid] = append(children[ppid], p)
+	}
+	var out []int
+	for queue := []int{pid}; len(queue) > 0; queue = queue[1:] {
+		for _, c := range children[queue[0]] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+func withoutEnv(env []string, names ...string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(names, name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 type listedApp struct {
@@ -120,7 +294,9 @@ func daprList(t *testing.T, cli string) map[string]listedApp {
 }
 
 // writeRunFile writes a multi-app run file like the repository's dapr.yaml,
-// with this system's app ids, ports, resources and binaries.
+// with this system's app ids, ports, resources and binaries. As in dapr.yaml,
+// the API tokens are not in it: the sidecars and the apps take them from the
+// environment of the CLI.
 func writeRunFile(t *testing.T, sys *harness.System) string {
 	t.Helper()
 	type app struct {
@@ -144,6 +320,7 @@ func writeRunFile(t *testing.T, sys *harness.System) string {
 			AppLogDestination    string   `yaml:"appLogDestination"`
 			DaprdLogDestination  string   `yaml:"daprdLogDestination"`
 			PlacementHostAddress string   `yaml:"placementHostAddress"`
+			SchedulerHostAddress string   `yaml:"schedulerHostAddress"`
 		} `yaml:"common"`
 		Apps []app `yaml:"apps"`
 	}{Version: 1}
@@ -153,10 +330,15 @@ func writeRunFile(t *testing.T, sys *harness.System) string {
 	file.Common.LogLevel = "warn"
 	file.Common.AppLogDestination = "file"
 	file.Common.DaprdLogDestination = "file"
+	// Set but empty, as in dapr.yaml: no scheduler to dial.
+	file.Common.SchedulerHostAddress = ""
 	for _, name := range harness.Apps {
 		a := sys.App(name)
 		dir := filepath.Join(sys.Dir(), "run", name)
 		require.NoError(t, os.MkdirAll(dir, 0o755))
+		env := sys.AppEnv(name)
+		delete(env, "DAPR_API_TOKEN")
+		delete(env, "APP_API_TOKEN")
 		file.Apps = append(file.Apps, app{
 			AppID:        a.ID,
 			AppDirPath:   dir,
@@ -167,7 +349,7 @@ func writeRunFile(t *testing.T, sys *harness.System) string {
 			// The harness's Configuration resolves app ids to these ports.
 			InternalPort: a.InternalGRPCPort,
 			MetricsPort:  a.MetricsPort,
-			Env:          sys.AppEnv(name),
+			Env:          env,
 		})
 	}
 	data, err := yaml.Marshal(file)
@@ -175,6 +357,23 @@ func writeRunFile(t *testing.T, sys *harness.System) string {
 	path := filepath.Join(sys.Dir(), "dapr.yaml")
 	require.NoError(t, os.WriteFile(path, data, 0o644))
 	return path
+}
+
+// requireNoSchedulerDials checks the sidecars' logs of a run file's apps: with
+// schedulerHostAddress "" no sidecar may try to reach a scheduler (the pinned
+// CLI carries dapr/toolchain/patches/cli-run-file-scheduler.patch for that).
+func requireNoSchedulerDials(t *testing.T, sys *harness.System) {
+	t.Helper()
+	logs, err := filepath.Glob(filepath.Join(sys.Dir(), "run", "*", ".dapr", "logs", "*daprd*.log"))
+	require.NoError(t, err)
+	require.Len(t, logs, len(harness.Apps), "one daprd log per app")
+	for _, log := range logs {
+		data, err := os.ReadFile(log)
+		require.NoError(t, err)
+		for _, line := range strings.Split(string(data), "\n") {
+			assert.NotContains(t, strings.ToLower(line), "scheduler", "%s", log)
+		}
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
