@@ -6,8 +6,9 @@
 # The pinned releases have defects this project cannot live with; each fix is
 # a small patch in dapr/toolchain/patches/ (read them for the why), applied at
 # build time with `go build -overlay` to a copy of the module's own file
-# (written by dapr/toolchain/overlay into .dapr/patch/): no vendoring, no
-# replace directive, and the build stops if a patch no longer applies exactly
+# (written by dapr/toolchain/overlay into .dapr/patch/, with the generated
+# go.mod that -modfile names): no vendoring, the committed go.mod and the module
+# cache untouched, and the build stops if a patch no longer applies exactly
 # once (the upstream file changed).
 #   daprd, sentry: patches/daprd-*.patch (the outbox's retry loop that never stops)
 #   dapr CLI:      patches/cli-*.patch   (run files cannot turn the scheduler off)
@@ -43,15 +44,27 @@ stamp() {
 # built <name> <stamp>: the binary exists and was built from this stamp.
 built() { [ -x "$bin/$1" ] && [ -f "$bin/$1.stamp" ] && [ "$(cat "$bin/$1.stamp")" = "$2" ]; }
 
-# overlay <module dir> <name> <patch>...: writes the patched files, prints the overlay file.
+# overlay <module dir> <name> <patch>...: writes the patched files, prints the
+# directory with the go.mod and overlay.json to build with.
 overlay() {
 	local dir=$1 name=$2
 	shift 2
-	(cd "$root" && go run ./dapr/toolchain/overlay -C "$here/$dir" -out "$patchdir/$name" "$@")
+	(cd "$root" && go run ./dapr/toolchain/overlay 2> >(grep -v '^go: downloading ' >&2) -C "$here/$dir" -out "$patchdir/$name" "$@")
 }
 
-# install <name> <stamp>: moves the fresh binary in place and records its stamp.
+# quietly <command>...: runs it without Go's "go: downloading ..." lines (hundreds
+# on a cold machine), so a build says what it does in two lines; errors still show.
+quietly() { "$@" 2>&1 | { grep -v '^go: downloading ' || true; }; }
+
+# install <name> <stamp> <module>: moves the fresh binary in place and records
+# its stamp, after checking that it was built from the patched module (the
+# overlay is silently unused when the replacement is not in effect).
 install_bin() {
+	if ! go version -m "$bin/$1.tmp" | grep -q "^[[:space:]]*=>[[:space:]].*/mod/$3@"; then
+		echo "toolchain: $1 was not built from the patched $3 (see .dapr/patch/); not installing it" >&2
+		rm -f "$bin/$1.tmp"
+		exit 1
+	fi
 	mv "$bin/$1.tmp" "$bin/$1"
 	echo "$2" >"$bin/$1.stamp"
 }
@@ -70,9 +83,9 @@ build_daprd() {
 	echo "toolchain: building daprd $daprd_version with the stable components and $(basename -a "${daprd_patches[@]}" | paste -sd' '); about 5 minutes the first time ..."
 	local start=$SECONDS ov
 	ov=$(overlay daprd daprd "${daprd_patches[@]}")
-	(cd daprd && GOFLAGS=-mod=mod go build -overlay "$ov" -tags stablecomponents -trimpath \
+	(cd daprd && GOFLAGS=-mod=mod quietly go build -modfile="$ov/go.mod" -overlay="$ov/overlay.json" -tags stablecomponents -trimpath \
 		-ldflags "$dapr_ldflags" -o "$bin/daprd.tmp" github.com/dapr/dapr/cmd/daprd)
-	install_bin daprd "$want"
+	install_bin daprd "$want" dapr
 	echo "toolchain: daprd $("$bin/daprd" --version) built in $((SECONDS - start))s"
 }
 
@@ -86,9 +99,9 @@ build_sentry() {
 	echo "toolchain: building sentry $daprd_version; about 2 minutes the first time ..."
 	local start=$SECONDS ov
 	ov=$(overlay daprd sentry "${daprd_patches[@]}")
-	(cd daprd && GOFLAGS=-mod=mod go build -overlay "$ov" -trimpath \
+	(cd daprd && GOFLAGS=-mod=mod quietly go build -modfile="$ov/go.mod" -overlay="$ov/overlay.json" -trimpath \
 		-ldflags "$dapr_ldflags" -o "$bin/sentry.tmp" github.com/dapr/dapr/cmd/sentry)
-	install_bin sentry "$want"
+	install_bin sentry "$want" dapr
 	rm -f "$bin/sentry.version" # the stamp replaced it
 	echo "toolchain: sentry built in $((SECONDS - start))s"
 }
@@ -103,10 +116,10 @@ build_cli() {
 	echo "toolchain: building the dapr CLI $cli_version with $(basename -a "${cli_patches[@]}" | paste -sd' '); about 2 minutes the first time ..."
 	local start=$SECONDS ov
 	ov=$(overlay cli cli "${cli_patches[@]}")
-	(cd cli && GOFLAGS=-mod=mod go build -overlay "$ov" -trimpath \
+	(cd cli && GOFLAGS=-mod=mod quietly go build -modfile="$ov/go.mod" -overlay="$ov/overlay.json" -trimpath \
 		-ldflags "-s -w -X main.version=${cli_version#v} -X main.apiVersion=1.0" \
 		-o "$bin/dapr.tmp" github.com/dapr/cli)
-	install_bin dapr "$want"
+	install_bin dapr "$want" cli
 	echo "toolchain: dapr CLI ${cli_version#v} built in $((SECONDS - start))s"
 }
 

@@ -1,8 +1,16 @@
 // Command overlay writes patched copies of files of a Go module dependency
-// and the overlay file `go build -overlay` reads, so dapr/toolchain/build.sh
-// can fix a defect of the pinned Dapr release without vendoring it or
-// replacing the module: the module cache stays untouched, and only the patched
+// and what `go build` needs to read them, so dapr/toolchain/build.sh can fix a
+// defect of the pinned Dapr release without vendoring or forking it: the
+// module cache and the committed go.mod stay untouched, and only the patched
 // package and the packages that import it are compiled again.
+//
+// The Go command refuses an overlay for files beneath GOMODCACHE, so the
+// patched module is reached through a symbolic link to its directory in the
+// module cache (<out>/mod/<module>@<version>), named by a replace directive in
+// a generated copy of the go.mod (<out>/go.mod, used with -modfile); the
+// overlay (<out>/overlay.json) swaps the patched files in beneath that link:
+//
+//	go build -modfile=<out>/go.mod -overlay=<out>/overlay.json ...
 //
 // A patch (dapr/toolchain/patches/*.patch) names one file of one module and
 // one exact text to find in it and the text to put in its place:
@@ -24,7 +32,7 @@
 //
 //	go run ./dapr/toolchain/overlay -C dapr/toolchain/daprd -out .dapr/patch/daprd dapr/toolchain/patches/daprd-*.patch
 //
-// It prints the path of the overlay file it wrote.
+// It prints <out>, the directory holding go.mod, go.sum and overlay.json.
 package main
 
 import (
@@ -64,16 +72,35 @@ func run() error {
 		return err
 	}
 	ov := overlayFile{Replace: map[string]string{}}
+	var replaces []string
+	linked := map[string]bool{}
 	for _, path := range flag.Args() {
 		p, err := readPatch(path)
 		if err != nil {
 			return err
 		}
-		dir, err := moduleDir(*modDir, p.Module)
+		dir, version, err := moduleDir(*modDir, p.Module)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		src := filepath.Join(dir, filepath.FromSlash(p.File))
+		link := filepath.Join(outDir, "mod", filepath.Base(dir))
+		if !linked[link] {
+			if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+				return err
+			}
+			if err := os.Symlink(dir, link); err != nil {
+				return err
+			}
+			linked[link] = true
+			// Relative to the module's directory, so no absolute path of
+			// this machine ends up in the binary's build information.
+			rel, err := relPath(*modDir, link)
+			if err != nil {
+				return err
+			}
+			replaces = append(replaces, fmt.Sprintf("replace %s %s => %s\n", p.Module, version, rel))
+		}
+		src := filepath.Join(link, filepath.FromSlash(p.File))
 		if _, dup := ov.Replace[src]; dup {
 			return fmt.Errorf("%s: %s is patched twice; put both changes in one patch", path, src)
 		}
@@ -85,7 +112,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", path, src, err)
 		}
-		dst := filepath.Join(outDir, filepath.Base(dir), filepath.FromSlash(p.File))
+		dst := filepath.Join(outDir, "patched", filepath.Base(dir), filepath.FromSlash(p.File))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
@@ -99,12 +126,54 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	file := filepath.Join(outDir, "overlay.json")
-	if err := os.WriteFile(file, data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(outDir, "overlay.json"), data, 0o644); err != nil {
 		return err
 	}
-	fmt.Println(file)
+	if err := writeModFile(*modDir, outDir, replaces); err != nil {
+		return err
+	}
+	fmt.Println(outDir)
 	return nil
+}
+
+// relPath is target relative to dir, in the form a go.mod replace directive
+// reads as a directory ("./x" or "../x").
+func relPath(dir, target string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(abs, target)
+	if err != nil {
+		return "", err
+	}
+	rel = filepath.ToSlash(rel)
+	if !strings.HasPrefix(rel, "../") {
+		rel = "./" + rel
+	}
+	return rel, nil
+}
+
+// writeModFile writes <out>/go.mod, the module's go.mod with the replace
+// directives added, and <out>/go.sum, a copy of its go.sum (-modfile reads
+// the go.sum beside the go.mod it names).
+func writeModFile(modDir, outDir string, replaces []string) error {
+	mod, err := os.ReadFile(filepath.Join(modDir, "go.mod"))
+	if err != nil {
+		return err
+	}
+	mod = append(mod, "\n// Written by dapr/toolchain/overlay: the patched modules.\n"...)
+	for _, r := range replaces {
+		mod = append(mod, r...)
+	}
+	if err := os.WriteFile(filepath.Join(outDir, "go.mod"), mod, 0o644); err != nil {
+		return err
+	}
+	sum, err := os.ReadFile(filepath.Join(modDir, "go.sum"))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(outDir, "go.sum"), sum, 0o644)
 }
 
 // overlayFile is the JSON `go build -overlay` reads: each file of the build
@@ -174,21 +243,21 @@ func readPatch(path string) (patch, error) {
 }
 
 // moduleDir is where the Go command keeps the version of module that the
-// module in dir requires, downloading it first if needed.
-func moduleDir(dir, module string) (string, error) {
+// module in dir requires, downloading it first if needed, and that version.
+func moduleDir(dir, module string) (string, string, error) {
 	cmd := exec.Command("go", "mod", "download", "-json", module)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("go mod download %s in %s: %w", module, dir, err)
+		return "", "", fmt.Errorf("go mod download %s in %s: %w", module, dir, err)
 	}
-	var info struct{ Dir, Error string }
+	var info struct{ Dir, Version, Error string }
 	if err := json.Unmarshal(out, &info); err != nil {
-		return "", fmt.Errorf("go mod download %s: %w", module, err)
+		return "", "", fmt.Errorf("go mod download %s: %w", module, err)
 	}
 	if info.Error != "" || info.Dir == "" {
-		return "", fmt.Errorf("go mod download %s: %s", module, info.Error)
+		return "", "", fmt.Errorf("go mod download %s: %s", module, info.Error)
 	}
-	return info.Dir, nil
+	return info.Dir, info.Version, nil
 }
