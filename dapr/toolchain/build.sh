@@ -41,8 +41,13 @@ stamp() {
 	} | sha256sum | cut -d' ' -f1
 }
 
-# built <name> <stamp>: the binary exists and was built from this stamp.
-built() { [ -x "$bin/$1" ] && [ -f "$bin/$1.stamp" ] && [ "$(cat "$bin/$1.stamp")" = "$2" ]; }
+# from_patched <binary> <module>: the binary was built from the patched module
+# (the overlay is silently unused when the replacement is not in effect).
+from_patched() { go version -m "$1" 2>/dev/null | grep -q "^[[:space:]]*=>[[:space:]].*/mod/$2@"; }
+
+# built <name> <stamp> <module>: the binary exists, was built from this stamp,
+# and carries the patches (another build may have replaced it since).
+built() { [ -x "$bin/$1" ] && [ -f "$bin/$1.stamp" ] && [ "$(cat "$bin/$1.stamp")" = "$2" ] && from_patched "$bin/$1" "$3"; }
 
 # overlay <module dir> <name> <patch>...: writes the patched files, prints the
 # directory with the go.mod and overlay.json to build with.
@@ -57,15 +62,14 @@ overlay() {
 quietly() { "$@" 2>&1 | { grep -v '^go: downloading ' || true; }; }
 
 # install <name> <stamp> <module>: moves the fresh binary in place and records
-# its stamp, after checking that it was built from the patched module (the
-# overlay is silently unused when the replacement is not in effect).
+# its stamp, after checking that it was built from the patched module.
 install_bin() {
-	if ! go version -m "$bin/$1.tmp" | grep -q "^[[:space:]]*=>[[:space:]].*/mod/$3@"; then
+	if ! from_patched "$bin/$1.tmp.$$" "$3"; then
 		echo "toolchain: $1 was not built from the patched $3 (see .dapr/patch/); not installing it" >&2
-		rm -f "$bin/$1.tmp"
+		rm -f "$bin/$1.tmp.$$"
 		exit 1
 	fi
-	mv "$bin/$1.tmp" "$bin/$1"
+	mv "$bin/$1.tmp.$$" "$bin/$1"
 	echo "$2" >"$bin/$1.stamp"
 }
 
@@ -76,7 +80,7 @@ dapr_ldflags="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${daprd_versio
 build_daprd() {
 	local want
 	want=$(stamp "$daprd_version" "${daprd_patches[@]}")
-	if built daprd "$want"; then
+	if built daprd "$want" dapr; then
 		echo "toolchain: daprd ${daprd_version#v} (patched) already built ($bin/daprd)"
 		return
 	fi
@@ -84,7 +88,7 @@ build_daprd() {
 	local start=$SECONDS ov
 	ov=$(overlay daprd daprd "${daprd_patches[@]}")
 	(cd daprd && GOFLAGS=-mod=mod quietly go build -modfile="$ov/go.mod" -overlay="$ov/overlay.json" -tags stablecomponents -trimpath \
-		-ldflags "$dapr_ldflags" -o "$bin/daprd.tmp" github.com/dapr/dapr/cmd/daprd)
+		-ldflags "$dapr_ldflags" -o "$bin/daprd.tmp.$$" github.com/dapr/dapr/cmd/daprd)
 	install_bin daprd "$want" dapr
 	echo "toolchain: daprd $("$bin/daprd" --version) built in $((SECONDS - start))s"
 }
@@ -92,7 +96,7 @@ build_daprd() {
 build_sentry() {
 	local want
 	want=$(stamp "$daprd_version" "${daprd_patches[@]}")
-	if built sentry "$want"; then
+	if built sentry "$want" dapr; then
 		echo "toolchain: sentry ${daprd_version#v} already built ($bin/sentry)"
 		return
 	fi
@@ -100,16 +104,18 @@ build_sentry() {
 	local start=$SECONDS ov
 	ov=$(overlay daprd sentry "${daprd_patches[@]}")
 	(cd daprd && GOFLAGS=-mod=mod quietly go build -modfile="$ov/go.mod" -overlay="$ov/overlay.json" -trimpath \
-		-ldflags "$dapr_ldflags" -o "$bin/sentry.tmp" github.com/dapr/dapr/cmd/sentry)
+		-ldflags "$dapr_ldflags" -o "$bin/sentry.tmp.$$" github.com/dapr/dapr/cmd/sentry)
 	install_bin sentry "$want" dapr
-	rm -f "$bin/sentry.version" # the stamp replaced it
+	# What build.sh checked before stamps: a checkout with that older script
+	# then keeps this binary instead of building its own over it.
+	echo "$daprd_version" >"$bin/sentry.version"
 	echo "toolchain: sentry built in $((SECONDS - start))s"
 }
 
 build_cli() {
 	local want
 	want=$(stamp "$cli_version" "${cli_patches[@]}")
-	if built dapr "$want"; then
+	if built dapr "$want" cli; then
 		echo "toolchain: dapr CLI ${cli_version#v} (patched) already built ($bin/dapr)"
 		return
 	fi
@@ -118,7 +124,7 @@ build_cli() {
 	ov=$(overlay cli cli "${cli_patches[@]}")
 	(cd cli && GOFLAGS=-mod=mod quietly go build -modfile="$ov/go.mod" -overlay="$ov/overlay.json" -trimpath \
 		-ldflags "-s -w -X main.version=${cli_version#v} -X main.apiVersion=1.0" \
-		-o "$bin/dapr.tmp" github.com/dapr/cli)
+		-o "$bin/dapr.tmp.$$" github.com/dapr/cli)
 	install_bin dapr "$want" cli
 	echo "toolchain: dapr CLI ${cli_version#v} built in $((SECONDS - start))s"
 }
