@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/keylock"
 )
 
 // Product is an item for sale with the stock still available.
@@ -99,7 +100,7 @@ type Catalog struct {
 	store ProductStore
 	now   func() time.Time
 	newID func() string
-	locks *keyedMutex
+	locks keylock.Mutex
 	// step is called after each step of a multi-step write, for the tests
 	// that kill the process between two steps (faults.ExitAt).
 	step func(name string)
@@ -110,7 +111,7 @@ func NewCatalog(store ProductStore, now func() time.Time, newID func() string, s
 	if step == nil {
 		step = func(string) {}
 	}
-	return &Catalog{store: store, now: now, newID: newID, locks: newKeyedMutex(), step: step}
+	return &Catalog{store: store, now: now, newID: newID, step: step}
 }
 
 // Steps of Add, for faults.ExitAt.

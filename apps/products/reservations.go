@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"sync"
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
@@ -79,7 +78,7 @@ func (c *Catalog) Reserve(ctx context.Context, productID string, req Reservation
 
 	// Within one replica, reservations of one product queue up here instead
 	// of failing each other's ETag checks; across replicas the ETag decides.
-	unlock := c.locks.lock(productID)
+	unlock := c.locks.Lock(productID)
 	defer unlock()
 	_, err = c.store.ChangeProduct(ctx, productID, func(p *productRecord) error {
 		replayed = false
@@ -130,7 +129,7 @@ func (c *Catalog) settle(ctx context.Context, productID, orderID string, restock
 	if !api.ValidID(productID) || !api.ValidID(orderID) {
 		return api.Errorf(api.CodeNotFound, "no reservation of product %q for order %q", productID, orderID)
 	}
-	unlock := c.locks.lock(productID)
+	unlock := c.locks.Lock(productID)
 	defer unlock()
 	_, err := c.store.ChangeProduct(ctx, productID, func(p *productRecord) error {
 		h, ok := p.Holds[orderID]
@@ -157,39 +156,4 @@ func cloneHolds(h map[string]Hold) map[string]Hold {
 		return map[string]Hold{}
 	}
 	return maps.Clone(h)
-}
-
-// keyedMutex serialises work per key inside one process.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyLock
-}
-
-type keyLock struct {
-	sync.Mutex
-	waiters int
-}
-
-func newKeyedMutex() *keyedMutex { return &keyedMutex{locks: map[string]*keyLock{}} }
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	l, ok := k.locks[key]
-	if !ok {
-		l = &keyLock{}
-		k.locks[key] = l
-	}
-	l.waiters++
-	k.mu.Unlock()
-
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		l.waiters--
-		if l.waiters == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
 }
