@@ -125,6 +125,10 @@ type PaymentStore interface {
 	ClaimKey(ctx context.Context, keyHash string, rec KeyRecord, ttl time.Duration) error
 	Key(ctx context.Context, keyHash string) (KeyRecord, string, error)
 	UpdateKey(ctx context.Context, keyHash string, rec KeyRecord, etag string) error
+	// CompleteKey marks a key record completed if it names paymentID (a
+	// completed one stays as it is), re-reading it when another writer
+	// touched it meanwhile.
+	CompleteKey(ctx context.Context, keyHash, paymentID string, at time.Time) error
 	DeleteKey(ctx context.Context, keyHash, etag string) error
 
 	// ClaimOrder records paymentID as the one payment of an order.
@@ -518,31 +522,10 @@ func (c *Cashier) release(ctx context.Context, keyHash, paymentID string, cause 
 	return cause
 }
 
-// maxCompletes bounds the attempts to mark a key completed while another
-// request touches it.
-const maxCompletes = 3
-
 // complete marks the key of payment paymentID completed. Completing a
 // completed key does nothing.
 func (c *Cashier) complete(ctx context.Context, keyHash, paymentID string) error {
-	for range maxCompletes {
-		rec, etag, err := c.store.Key(ctx, keyHash)
-		if err != nil {
-			return fmt.Errorf("complete payment %s: %w", paymentID, err)
-		}
-		if rec.Payment.ID != paymentID {
-			return fmt.Errorf("complete payment %s: the idempotency key names payment %s", paymentID, rec.Payment.ID)
-		}
-		if rec.Status == keyCompleted {
-			return nil
-		}
-		rec.Status, rec.TouchedAt = keyCompleted, c.now()
-		err = c.store.UpdateKey(ctx, keyHash, rec, etag)
-		if !errors.Is(err, ErrConflict) {
-			return err
-		}
-	}
-	return inFlight()
+	return c.store.CompleteKey(ctx, keyHash, paymentID, c.now())
 }
 
 // Payment returns one payment.

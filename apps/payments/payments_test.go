@@ -626,8 +626,8 @@ func TestPayResumesAfterStoreFailures(t *testing.T) {
 		{name: "claiming the order fails", method: "ClaimOrder"},
 		{name: "claiming the order loses its answer", method: "ClaimOrder", answerLost: true},
 		{name: "storing the payment fails", method: "StorePayment"},
-		{name: "completing the key fails", method: "UpdateKey"},
-		{name: "completing the key loses its answer", method: "UpdateKey", answerLost: true},
+		{name: "completing the key fails", method: "CompleteKey"},
+		{name: "completing the key loses its answer", method: "CompleteKey", answerLost: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -53,6 +53,24 @@ func (s statePayments) UpdateKey(ctx context.Context, keyHash string, rec KeyRec
 	return conflict(s.store.Update(ctx, "idempotency/"+keyHash, rec, etag))
 }
 
+// CompleteKey marks the key record completed, if it names paymentID; a
+// completed record is left as it is.
+func (s statePayments) CompleteKey(ctx context.Context, keyHash, paymentID string, at time.Time) error {
+	_, err := sidecar.Modify(ctx, s.store, "idempotency/"+keyHash, func(rec *KeyRecord, found bool) error {
+		switch {
+		case !found:
+			return fmt.Errorf("complete payment %s: %w", paymentID, ErrNotFound)
+		case rec.Payment.ID != paymentID:
+			return fmt.Errorf("complete payment %s: the idempotency key names payment %s", paymentID, rec.Payment.ID)
+		case rec.Status == keyCompleted:
+			return sidecar.ErrUnchanged
+		}
+		rec.Status, rec.TouchedAt = keyCompleted, at
+		return nil
+	})
+	return err
+}
+
 func (s statePayments) DeleteKey(ctx context.Context, keyHash, etag string) error {
 	return conflict(s.store.Delete(ctx, "idempotency/"+keyHash, etag))
 }
@@ -101,24 +119,26 @@ func pendingKey(keyHash string) string {
 }
 
 func (s statePayments) AddPending(ctx context.Context, keyHash string, since time.Time) error {
-	return update(ctx, s.store, pendingKey(keyHash), func(list *[]PendingKey) bool {
+	_, err := sidecar.Modify(ctx, s.store, pendingKey(keyHash), func(list *[]PendingKey, _ bool) error {
 		if slices.ContainsFunc(*list, func(pk PendingKey) bool { return pk.KeyHash == keyHash }) {
-			return false
+			return sidecar.ErrUnchanged
 		}
 		*list = append(*list, PendingKey{KeyHash: keyHash, Since: since})
-		return true
+		return nil
 	})
+	return err
 }
 
 func (s statePayments) RemovePending(ctx context.Context, keyHash string) error {
-	return update(ctx, s.store, pendingKey(keyHash), func(list *[]PendingKey) bool {
+	_, err := sidecar.Modify(ctx, s.store, pendingKey(keyHash), func(list *[]PendingKey, _ bool) error {
 		i := slices.IndexFunc(*list, func(pk PendingKey) bool { return pk.KeyHash == keyHash })
 		if i < 0 {
-			return false
+			return sidecar.ErrUnchanged
 		}
 		*list = slices.Delete(*list, i, i+1)
-		return true
+		return nil
 	})
+	return err
 }
 
 func (s statePayments) Pending(ctx context.Context) ([]PendingKey, error) {
@@ -151,39 +171,4 @@ func conflict(err error) error {
 		return errors.Join(ErrConflict, err)
 	}
 	return err
-}
-
-// maxUpdates bounds the attempts of one read-modify-write against concurrent
-// writers of the same key.
-const maxUpdates = 20
-
-// update reads key (missing reads as the zero value), lets change modify it,
-// and writes it back if change says so, with an ETag check (insert-only for a
-// new key); it starts over when another writer got there first.
-func update[T any](ctx context.Context, store *sidecar.Store, key string, change func(*T) bool) error {
-	for range maxUpdates {
-		var v T
-		etag, err := store.Read(ctx, key, &v)
-		if errors.Is(err, sidecar.ErrNotFound) {
-			etag, err = "", nil
-		}
-		if err != nil {
-			return err
-		}
-		if !change(&v) {
-			return nil
-		}
-		if etag == "" {
-			err = store.Insert(ctx, key, v, 0)
-		} else {
-			err = store.Update(ctx, key, v, etag)
-		}
-		if !errors.Is(err, sidecar.ErrConflict) {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("update %s: %d writers in a row got there first: %w", key, maxUpdates, sidecar.ErrConflict)
 }

@@ -154,6 +154,26 @@ func (s *fakeStore) UpdateKey(_ context.Context, keyHash string, rec KeyRecord, 
 	})
 }
 
+func (s *fakeStore) CompleteKey(_ context.Context, keyHash, paymentID string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.write("CompleteKey", func() error {
+		cur, ok := s.keys[keyHash]
+		switch {
+		case !ok:
+			return ErrNotFound
+		case cur.value.Payment.ID != paymentID:
+			return fmt.Errorf("the key names payment %s", cur.value.Payment.ID)
+		case cur.value.Status == keyCompleted:
+			return nil
+		}
+		rec := cur.value
+		rec.Status, rec.TouchedAt = keyCompleted, at
+		s.keys[keyHash] = versioned[KeyRecord]{rec, s.nextETag()}
+		return nil
+	})
+}
+
 func (s *fakeStore) DeleteKey(_ context.Context, keyHash, etag string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
