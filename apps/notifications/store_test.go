@@ -204,4 +204,3 @@ func BenchmarkFirstPage(b *testing.B) {
 		})
 	}
 }
-
