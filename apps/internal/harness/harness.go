@@ -70,13 +70,18 @@ type Options struct {
 	// server, so a test can take the server away (System.Postgres, .Redis).
 	ProxyPostgres bool
 	ProxyRedis    bool
-	// CountApps puts a Counter between each of these apps (by plain name)
-	// and its own sidecar, so a test can count the requests that reach the
+	// CountApps puts a Counter between each of these apps (by plain name;
+	// every replica) and its own sidecar, so a test can count the requests that reach the
 	// app and take it off the network (App.Counter).
 	CountApps []string
 	// Insecure runs without Sentry, mTLS, access policies and API tokens,
 	// as `make run MTLS=off` does.
 	Insecure bool
+	// Replicas runs that many instances of an app (by plain name; default
+	// 1): each its own app process and sidecar, all with the app's one app
+	// id, sharing its state and subscriptions. See System.Replicas for how
+	// calls reach them.
+	Replicas map[string]int
 }
 
 // System is a running ordermesh.
@@ -86,7 +91,8 @@ type System struct {
 	ID     string // suffix of every app id of this system
 	dir    string
 	opts   Options
-	apps   map[string]*App
+	apps   map[string]*App   // replica 0 of each app
+	reps   map[string][]*App // every replica of each app
 	infra  Infra
 	daprd  string
 	bins   string
@@ -99,8 +105,10 @@ type System struct {
 	Postgres *Proxy
 	Redis    *Proxy
 
-	redisDB     int    // the Redis database of this system
-	directRedis string // Redis itself, not the proxy
+	redisDB int // the Redis database of this system
+	// callerReplica is the replica whose Configuration is being written.
+	callerReplica int
+	directRedis   string // Redis itself, not the proxy
 
 	// Sentry signs the sidecars' certificates; nil when Insecure.
 	Sentry *Sentry
@@ -121,11 +129,15 @@ func Start(t testing.TB, opts Options) *System {
 		s.Sentry = StartSentry(t, filepath.Join(s.dir, "sentry"), s.ConfigPath(), s.track)
 	}
 	for _, name := range Apps {
-		s.apps[name].StartSidecar()
-		s.apps[name].StartApp()
+		for _, a := range s.reps[name] {
+			a.StartSidecar()
+			a.StartApp()
+		}
 	}
 	for _, name := range Apps {
-		s.apps[name].WaitReady()
+		for _, a := range s.reps[name] {
+			a.WaitReady()
+		}
 	}
 	return s
 }
@@ -153,6 +165,7 @@ func Prepare(t testing.TB, opts Options) *System {
 		dir:    t.TempDir(),
 		opts:   opts,
 		apps:   map[string]*App{},
+		reps:   map[string][]*App{},
 		infra:  opts.Infra.withDefaults(),
 		daprd:  DaprdPath(t),
 		bins:   appBinaries(t),
@@ -161,7 +174,11 @@ func Prepare(t testing.TB, opts Options) *System {
 	t.Cleanup(s.stopAll)
 
 	for _, name := range Apps {
-		s.apps[name] = &App{Name: name, ID: name + "-" + s.ID, sys: s}
+		n := max(opts.Replicas[name], 1)
+		for r := range n {
+			s.reps[name] = append(s.reps[name], &App{Name: name, ID: name + "-" + s.ID, Replica: r, sys: s})
+		}
+		s.apps[name] = s.reps[name][0]
 	}
 	if !opts.Insecure {
 		s.DaprToken, s.AppToken = newToken(), newToken()
@@ -174,20 +191,24 @@ func Prepare(t testing.TB, opts Options) *System {
 		s.Redis = NewProxy(t, s.infra.Redis)
 		s.infra.Redis = s.Redis.Addr()
 	}
-	ports, err := freePorts(len(Apps) * 5)
+	var all []*App
+	for _, name := range Apps {
+		all = append(all, s.reps[name]...)
+	}
+	ports, err := freePorts(len(all) * 5)
 	if err != nil {
 		t.Fatalf("harness: free ports: %v", err)
 	}
-	for i, name := range Apps {
-		a := s.apps[name]
+	for i, a := range all {
 		a.AppPort, a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort = ports[i*5], ports[i*5+1], ports[i*5+2], ports[i*5+3], ports[i*5+4]
 	}
 	for _, name := range opts.CountApps {
-		a, ok := s.apps[name]
-		if !ok {
+		if _, ok := s.apps[name]; !ok {
 			t.Fatalf("harness: CountApps: no app %q", name)
 		}
-		a.counter = NewCounter(t, "127.0.0.1:"+strconv.Itoa(a.AppPort))
+		for _, a := range s.reps[name] {
+			a.counter = NewCounter(t, "127.0.0.1:"+strconv.Itoa(a.AppPort))
+		}
 	}
 	if err := s.writeResources(); err != nil {
 		t.Fatalf("harness: write resources: %v", err)
@@ -199,7 +220,17 @@ func Prepare(t testing.TB, opts Options) *System {
 // Configuration; BinDir the apps' binaries.
 func (s *System) ResourcesDir() string { return filepath.Join(s.dir, "resources") }
 func (s *System) ConfigPath() string   { return filepath.Join(s.dir, "config.yaml") }
-func (s *System) BinDir() string       { return s.bins }
+
+// ConfigPathFor is the Configuration of the sidecars of replica k: the same
+// as ConfigPath, except that its name resolution sends every call to replica
+// k mod n of the target (see Replicas).
+func (s *System) ConfigPathFor(k int) string {
+	if k == 0 {
+		return s.ConfigPath()
+	}
+	return filepath.Join(s.dir, "config-replica"+strconv.Itoa(k)+".yaml")
+}
+func (s *System) BinDir() string { return s.bins }
 
 // AppEnv is the environment an app of this system runs with, besides what
 // Dapr gives it: its peers' app ids and the test's extra variables.
@@ -222,7 +253,36 @@ func (s *System) AppEnv(name string) map[string]string {
 	return env
 }
 
-// App returns one app by its plain name ("users").
+// Replicas returns every instance of an app, replica 0 first.
+//
+// Calls reach the replicas through name resolution: every sidecar of
+// replica k resolves an app id to that app's replica k mod n (its own
+// Configuration file, see ConfigPathFor). So the calls of one caller go to
+// one replica, and two callers' calls to two: with two gateways in front
+// (Options.Replicas["gateway"] = 2, the test spreading its requests over
+// GatewayURLs, as a load balancer would), orders 1 and 2 each reserve
+// through their own products replica, racing on the same keys. Why not
+// per call: the kubernetes resolver maps an id to one address; daprd keeps
+// one HTTP/2 connection per address (so a TCP proxy in between would pin a
+// caller to one replica anyway, and cannot see calls through mTLS); and
+// mDNS, which does pick per call, multicasts beyond loopback.
+func (s *System) Replicas(name string) []*App {
+	if _, ok := s.reps[name]; !ok {
+		s.t.Fatalf("harness: no app %q", name)
+	}
+	return append([]*App(nil), s.reps[name]...)
+}
+
+// GatewayURLs is the base URL of every gateway replica.
+func (s *System) GatewayURLs() []string {
+	var urls []string
+	for _, a := range s.reps["gateway"] {
+		urls = append(urls, a.URL())
+	}
+	return urls
+}
+
+// App returns one app by its plain name ("users"): its replica 0.
 func (s *System) App(name string) *App {
 	a, ok := s.apps[name]
 	if !ok {
@@ -275,14 +335,19 @@ func (s *System) stopAll() {
 type App struct {
 	Name             string // plain name: "users"
 	ID               string // Dapr app id in this system: "users-e2e…"
+	Replica          int    // 0 for the first instance of the app
 	AppPort          int
 	HTTPPort         int // sidecar HTTP API
 	GRPCPort         int // sidecar gRPC API
 	InternalGRPCPort int
 	MetricsPort      int
-	sys              *System
-	app, daprd       *Proc
-	counter          *Counter
+	// Env overrides the app's environment for this instance's next
+	// StartApp (a test arms a fault with it, and clears it to restart
+	// the app clean).
+	Env        map[string]string
+	sys        *System
+	app, daprd *Proc
+	counter    *Counter
 }
 
 // URL is the app's own HTTP address, bypassing its sidecar.
@@ -328,7 +393,7 @@ func (a *App) StartSidecar() {
 		"--metrics-port", strconv.Itoa(a.MetricsPort),
 		"--dapr-listen-addresses", "127.0.0.1",
 		"--resources-path", s.ResourcesDir(),
-		"--config", s.ConfigPath(),
+		"--config", s.ConfigPathFor(a.Replica),
 		"--placement-host-address", "",
 		"--scheduler-host-address", "",
 		"--enable-app-health-check",
@@ -344,7 +409,7 @@ func (a *App) StartSidecar() {
 	if s.DaprToken != "" {
 		env = append(env, "DAPR_API_TOKEN="+s.DaprToken, "APP_API_TOKEN="+s.AppToken)
 	}
-	a.daprd = s.start(a.Name+"-daprd", "sidecar", s.daprd, args, env)
+	a.daprd = s.start(a.procName()+"-daprd", "sidecar", s.daprd, args, env)
 }
 
 // StartApp starts the app process.
@@ -357,9 +422,24 @@ func (a *App) StartApp() {
 		"DAPR_GRPC_PORT=" + strconv.Itoa(a.GRPCPort),
 	}
 	for k, v := range s.AppEnv(a.Name) {
-		env = append(env, k+"="+v)
+		if _, ok := a.Env[k]; !ok {
+			env = append(env, k+"="+v)
+		}
 	}
-	a.app = s.start(a.Name, "app", filepath.Join(s.bins, a.Name), nil, env)
+	for k, v := range a.Env {
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	a.app = s.start(a.procName(), "app", filepath.Join(s.bins, a.Name), nil, env)
+}
+
+// procName names the app's processes: "orders", then "orders-2", ...
+func (a *App) procName() string {
+	if a.Replica == 0 {
+		return a.Name
+	}
+	return a.Name + "-" + strconv.Itoa(a.Replica+1)
 }
 
 // StopApp stops the app process (its sidecar keeps running), as when a

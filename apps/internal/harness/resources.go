@@ -58,11 +58,22 @@ func (s *System) writeResources() error {
 			}
 		}
 	}
-	data, err := s.rewrite(filepath.Join(root, "dapr", "config.yaml"), db)
-	if err != nil {
-		return err
+	replicas := 1
+	for _, reps := range s.reps {
+		replicas = max(replicas, len(reps))
 	}
-	return os.WriteFile(filepath.Join(s.dir, "config.yaml"), data, 0o644)
+	for k := range replicas {
+		s.callerReplica = k
+		data, err := s.rewrite(filepath.Join(root, "dapr", "config.yaml"), db)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(s.ConfigPathFor(k), data, 0o644); err != nil {
+			return err
+		}
+	}
+	s.callerReplica = 0
+	return nil
 }
 
 // rewrite applies the system's changes to every document of a YAML file.
@@ -240,6 +251,13 @@ func redisDo(addr string, db int, args ...string) (string, error) {
 			return "", fmt.Errorf("redis %s: %s", cmd[0], strings.TrimSpace(line))
 		}
 	}
+	// An array ("*4" then its elements): answer its first element, such as
+	// the count XPENDING's summary starts with.
+	if n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*"))); strings.HasPrefix(line, "*") && err == nil && n > 0 {
+		if line, err = r.ReadString('\n'); err != nil {
+			return "", err
+		}
+	}
 	// A bulk string ("$5" then the value): answer the value ("" for nil).
 	if n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "$"))); strings.HasPrefix(line, "$") && err == nil {
 		if n < 0 {
@@ -252,11 +270,14 @@ func redisDo(addr string, db int, args ...string) (string, error) {
 }
 
 // addressTemplate maps each app id of the system to its sidecar's internal
-// gRPC address, in the template language of Dapr's kubernetes name resolver.
+// gRPC address, in the template language of Dapr's kubernetes name resolver:
+// for the sidecars of replica s.callerReplica, to replica callerReplica mod n
+// of the target.
 func (s *System) addressTemplate() string {
 	var b strings.Builder
 	for i, name := range Apps {
-		a := s.apps[name]
+		reps := s.reps[name]
+		a := reps[s.callerReplica%len(reps)]
 		if i > 0 {
 			b.WriteString("{{else if")
 		} else {
