@@ -88,6 +88,14 @@ func (s *Server) signalAndWait(sig syscall.Signal) {
 	// Whatever it spawned (PostgreSQL's backends, Erlang's helpers).
 	_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
 	<-p.done
+	// ...and gone: a PostgreSQL backend still attached to the shared memory
+	// stops the next postmaster from starting.
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if syscall.Kill(-p.Pid(), 0) != nil {
+			return
+		}
+	}
+	s.t.Errorf("harness: processes of %s still there 30s after SIGKILL", s.Name)
 }
 
 // StartRedis starts a private redis-server, durable as compose and `make run`
@@ -235,17 +243,17 @@ func (s *Server) AMQPURL() string { return "amqp://guest:guest@127.0.0.1:" + str
 // Node is a RabbitMQ node's Erlang name, for rabbitmqctl -n.
 func (s *Server) Node() string { return s.node }
 
-// PrivateInfra starts a Redis, a PostgreSQL and a RabbitMQ of the test's own.
-func PrivateInfra(t testing.TB) (Infra, map[string]*Server) {
+// PrivateInfra starts a Redis and a PostgreSQL of the test's own, and a
+// RabbitMQ node when pubsub is "rabbitmq".
+func PrivateInfra(t testing.TB, pubsub string) (Infra, map[string]*Server) {
 	t.Helper()
-	servers := map[string]*Server{"redis": StartRedis(t), "postgres": StartPostgres(t), "rabbitmq": StartRabbitMQ(t)}
-	return Infra{
-		Redis:        servers["redis"].Addr(),
-		Postgres:     servers["postgres"].PostgresConn(),
-		RabbitMQ:     servers["rabbitmq"].AMQPURL(),
-		RabbitMQNode: servers["rabbitmq"].Node(),
-		OwnBroker:    true,
-	}, servers
+	servers := map[string]*Server{"redis": StartRedis(t), "postgres": StartPostgres(t)}
+	in := Infra{Redis: servers["redis"].Addr(), Postgres: servers["postgres"].PostgresConn(), OwnBroker: true}
+	if pubsub == "rabbitmq" {
+		servers["rabbitmq"] = StartRabbitMQ(t)
+		in.RabbitMQ, in.RabbitMQNode = servers["rabbitmq"].AMQPURL(), servers["rabbitmq"].Node()
+	}
+	return in, servers
 }
 
 // serverDir makes a data folder in the system's temp folder that owner (a
@@ -315,4 +323,25 @@ func mustFreePort(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return ports[0]
+}
+
+// Query runs one SQL statement on a PostgreSQL server with psql and returns
+// its rows, one a line, fields separated by a tab.
+func (s *Server) Query(sql string) (string, error) {
+	bin, err := postgresBin()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command(filepath.Join(bin, "psql"), "-X", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1",
+		"-h", s.dir, "-p", strconv.Itoa(s.Port), "-U", pgUser, "-d", pgDatabase, "-c", sql)
+	runAs(s.t, "postgres")(cmd)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		return "", fmt.Errorf("psql: %v: %s", err, stderr)
+	}
+	return string(out), nil
 }
