@@ -28,28 +28,43 @@ type handlers struct {
 	notifier *Notifier
 }
 
+// NextCursorHeader carries the cursor of the next page of a list; it is
+// absent on the last page. The body stays the plain JSON list it always was.
+const NextCursorHeader = "Next-Cursor"
+
+func pageRequest(r *http.Request) PageRequest {
+	q := r.URL.Query()
+	return PageRequest{Limit: q.Get("limit"), Cursor: q.Get("cursor")}
+}
+
 func (h handlers) list(w http.ResponseWriter, r *http.Request) {
-	list, err := h.notifier.Notifications(r.Context(), r.URL.Query().Get("user_id"))
+	page, err := h.notifier.Notifications(r.Context(), r.URL.Query().Get("user_id"), pageRequest(r))
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
 		return
 	}
-	if list == nil {
-		list = []Notification{}
-	}
-	api.WriteJSON(w, http.StatusOK, list)
+	writePage(w, page)
 }
 
 func (h handlers) deadLetters(w http.ResponseWriter, r *http.Request) {
-	list, err := h.notifier.Inbox.DeadLetters(r.Context())
+	page, err := h.notifier.DeadLetters(r.Context(), pageRequest(r))
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
 		return
 	}
-	if list == nil {
-		list = []DeadLetter{}
+	writePage(w, page)
+}
+
+// writePage answers a page: its entries as a JSON list (never null), and the
+// next cursor in NextCursorHeader if there is more.
+func writePage[T any](w http.ResponseWriter, p Page[T]) {
+	if c := p.Cursor(); c != "" {
+		w.Header().Set(NextCursorHeader, c)
 	}
-	api.WriteJSON(w, http.StatusOK, list)
+	if p.Items == nil {
+		p.Items = []T{}
+	}
+	api.WriteJSON(w, http.StatusOK, p.Items)
 }
 
 func (h handlers) orderEvent(w http.ResponseWriter, r *http.Request) {

@@ -319,3 +319,52 @@ func TestRoutesRejectOtherMethods(t *testing.T) {
 		})
 	}
 }
+
+func TestListHandlerPages(t *testing.T) {
+	h, _ := newTestHandler(t)
+	for i := range 5 {
+		w := serve(t, h, http.MethodPost, "/events/orders", deliveredEvent(fmt.Sprintf("ev-%d", i), `{"type":"order_created","order_id":"o-1","user_id":"u-1"}`))
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	}
+
+	var got []string
+	cursor, pages := "", 0
+	for {
+		target := "/notifications?user_id=u-1&limit=2"
+		if cursor != "" {
+			target += "&cursor=" + cursor
+		}
+		w := serve(t, h, http.MethodGet, target, "")
+		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+		var page []Notification
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &page))
+		assert.LessOrEqual(t, len(page), 2, "a page holds at most limit entries")
+		for _, n := range page {
+			got = append(got, n.EventID)
+		}
+		pages++
+		cursor = w.Header().Get(NextCursorHeader)
+		if cursor == "" {
+			break
+		}
+		require.Less(t, pages, 5, "the pages end")
+	}
+	assert.Equal(t, []string{"ev-0", "ev-1", "ev-2", "ev-3", "ev-4"}, got, "every notification once, oldest first")
+	assert.Equal(t, 3, pages)
+
+	for _, target := range []string{
+		"/notifications?user_id=u-1&limit=0",
+		"/notifications?user_id=u-1&limit=101",
+		"/notifications?user_id=u-1&limit=x",
+		"/notifications?user_id=u-1&cursor=-1",
+		"/notifications?user_id=u-1&cursor=abc",
+		"/notifications/dead-letters?limit=1000",
+		"/notifications/dead-letters?cursor=1e3",
+	} {
+		t.Run(target, func(t *testing.T) {
+			w := serve(t, h, http.MethodGet, target, "")
+			assert.Equal(t, http.StatusBadRequest, w.Code)
+			assert.Equal(t, api.CodeInvalidRequest, errorCode(t, w))
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
@@ -42,12 +43,54 @@ var channels = map[string]string{
 
 // Inbox stores notifications and dead letters. Add and AddDeadLetter are
 // idempotent: adding an entry whose id is already there changes nothing and
-// reports added=false.
+// reports added=false. List and DeadLetters read one page, oldest first, of
+// at most limit entries from position from (0 is the start) on; the page
+// says where the next one starts.
 type Inbox interface {
 	Add(ctx context.Context, n Notification) (added bool, err error)
-	List(ctx context.Context, userID string) ([]Notification, error)
+	List(ctx context.Context, userID string, from int64, limit int) (Page[Notification], error)
 	AddDeadLetter(ctx context.Context, d DeadLetter) (added bool, err error)
-	DeadLetters(ctx context.Context) ([]DeadLetter, error)
+	DeadLetters(ctx context.Context, from int64, limit int) (Page[DeadLetter], error)
+}
+
+// defaultPageLimit is the page size when a client asks for none; pageSize
+// is the largest it may ask for.
+const defaultPageLimit = 50
+
+// PageRequest is a client's limit and cursor, as sent in the query string.
+type PageRequest struct {
+	Limit  string
+	Cursor string
+}
+
+// parse checks a page request: limit 1 to pageSize (default
+// defaultPageLimit), cursor as handed out by an earlier page (empty: the
+// start).
+func (r PageRequest) parse() (from int64, limit int, err error) {
+	limit = defaultPageLimit
+	if r.Limit != "" {
+		n, err := strconv.Atoi(r.Limit)
+		if err != nil || n < 1 || n > pageSize {
+			return 0, 0, api.Errorf(api.CodeInvalidRequest, "limit must be a whole number from 1 to %d", pageSize)
+		}
+		limit = n
+	}
+	if r.Cursor != "" {
+		n, err := strconv.ParseInt(r.Cursor, 10, 64)
+		if err != nil || n < 0 || len(r.Cursor) > 19 {
+			return 0, 0, api.Errorf(api.CodeInvalidRequest, "cursor is not one this service handed out")
+		}
+		from = n
+	}
+	return from, limit, nil
+}
+
+// Cursor is what a client sends to get the page after p ("" after the last).
+func (p Page[T]) Cursor() string {
+	if !p.More {
+		return ""
+	}
+	return strconv.FormatInt(p.Next, 10)
 }
 
 // OrderEvent is the part of an order event notifications reads.
@@ -107,15 +150,28 @@ func (n *Notifier) HandleDeadLetter(ctx context.Context, ce events.CloudEvent, r
 	return events.Success, nil
 }
 
-// Notifications lists a user's notifications, oldest first.
-func (n *Notifier) Notifications(ctx context.Context, userID string) ([]Notification, error) {
+// Notifications reads one page of a user's notifications, oldest first.
+func (n *Notifier) Notifications(ctx context.Context, userID string, req PageRequest) (Page[Notification], error) {
 	if userID == "" {
-		return nil, api.Errorf(api.CodeInvalidRequest, "query parameter user_id is required")
+		return Page[Notification]{}, api.Errorf(api.CodeInvalidRequest, "query parameter user_id is required")
 	}
 	if !api.ValidID(userID) {
-		return nil, api.Errorf(api.CodeInvalidRequest, "user_id must be 1 to 64 letters, digits, '-' or '_'")
+		return Page[Notification]{}, api.Errorf(api.CodeInvalidRequest, "user_id must be 1 to 64 letters, digits, '-' or '_'")
 	}
-	return n.Inbox.List(ctx, userID)
+	from, limit, err := req.parse()
+	if err != nil {
+		return Page[Notification]{}, err
+	}
+	return n.Inbox.List(ctx, userID, from, limit)
+}
+
+// DeadLetters reads one page of the dead letters kept, oldest first.
+func (n *Notifier) DeadLetters(ctx context.Context, req PageRequest) (Page[DeadLetter], error) {
+	from, limit, err := req.parse()
+	if err != nil {
+		return Page[DeadLetter]{}, err
+	}
+	return n.Inbox.DeadLetters(ctx, from, limit)
 }
 
 func decodeOrderEvent(ce events.CloudEvent) (OrderEvent, error) {

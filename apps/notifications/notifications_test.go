@@ -52,19 +52,31 @@ func (f *fakeInbox) Add(_ context.Context, n Notification) (bool, error) {
 	return true, nil
 }
 
-func (f *fakeInbox) List(_ context.Context, userID string) ([]Notification, error) {
+// List pages by position among all notifications, as stateInbox pages by
+// sequence number.
+func (f *fakeInbox) List(_ context.Context, userID string, from int64, limit int) (Page[Notification], error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.listErr != nil {
-		return nil, f.listErr
+		return Page[Notification]{}, f.listErr
 	}
-	list := []Notification{}
+	var mine []Notification
 	for _, n := range f.notes {
 		if n.UserID == userID {
-			list = append(list, n)
+			mine = append(mine, n)
 		}
 	}
-	return list, nil
+	return fakePage(mine, from, limit), nil
+}
+
+func fakePage[T any](all []T, from int64, limit int) Page[T] {
+	p := Page[T]{Items: []T{}}
+	for i := from; i < int64(len(all)) && len(p.Items) < limit; i++ {
+		p.Items = append(p.Items, all[i])
+	}
+	p.Next = from + int64(len(p.Items))
+	p.More = p.Next < int64(len(all))
+	return p
 }
 
 func (f *fakeInbox) AddDeadLetter(_ context.Context, d DeadLetter) (bool, error) {
@@ -82,13 +94,13 @@ func (f *fakeInbox) AddDeadLetter(_ context.Context, d DeadLetter) (bool, error)
 	return true, nil
 }
 
-func (f *fakeInbox) DeadLetters(context.Context) ([]DeadLetter, error) {
+func (f *fakeInbox) DeadLetters(_ context.Context, from int64, limit int) (Page[DeadLetter], error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.deadLettersErr != nil {
-		return nil, f.deadLettersErr
+		return Page[DeadLetter]{}, f.deadLettersErr
 	}
-	return append([]DeadLetter{}, f.deadLetters...), nil
+	return fakePage(f.deadLetters, from, limit), nil
 }
 
 // stored returns a copy of every stored notification, oldest first.
@@ -488,7 +500,8 @@ func TestNotifications(t *testing.T) {
 				inbox.mu.Unlock()
 			})
 
-			list, err := n.Notifications(t.Context(), tt.userID)
+			page, err := n.Notifications(t.Context(), tt.userID, PageRequest{})
+			list := page.Items
 
 			switch {
 			case tt.wantErrorIs != nil:

@@ -18,7 +18,7 @@ import (
 
 // directorySnapshot is what a fakeDirectory holds.
 type directorySnapshot struct {
-	emails map[string]string
+	emails map[string]fakeClaim
 	users  map[string]User
 }
 
@@ -89,7 +89,7 @@ func FuzzRegisterHandler(f *testing.F) {
 			assert.Equal(t, "/users/"+u.ID, w.Header().Get("Location"))
 			assert.Len(t, after.users, len(before.users)+1)
 			assert.Equal(t, u, after.users[u.ID], "the stored user is the one answered")
-			assert.Equal(t, u.ID, after.emails[u.Email], "the email is claimed by the user")
+			assert.Equal(t, u.ID, after.emails[u.Email].claim.UserID, "the email is claimed by the user")
 			assert.NotEmpty(t, strings.TrimSpace(u.Name))
 			assert.Equal(t, strings.ToLower(u.Email), u.Email)
 		default:

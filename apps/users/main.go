@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/faults"
 	"github.com/ordermesh/ordermesh/apps/internal/health"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
@@ -23,6 +24,17 @@ func run(ctx context.Context, getenv func(string) string) error {
 		return err
 	}
 	storeName := config.StringVar(getenv, "STATE_STORE", "statestore")
+	staleClaim, err := config.DurationVar(getenv, "EMAIL_CLAIM_STALE_AFTER", 30*time.Second)
+	if err != nil {
+		return err
+	}
+	timeout, err := config.DurationVar(getenv, "REGISTER_TIMEOUT", 10*time.Second)
+	if err != nil {
+		return err
+	}
+	if staleClaim <= timeout {
+		return fmt.Errorf("EMAIL_CLAIM_STALE_AFTER (%s) must be longer than REGISTER_TIMEOUT (%s)", staleClaim, timeout)
+	}
 	log := server.NewLogger(cfg.AppID, cfg.LogLevel)
 
 	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken, log)
@@ -34,9 +46,12 @@ func run(ctx context.Context, getenv func(string) string) error {
 	probe := sidecar.NewHTTPClient(2 * time.Second)
 
 	registry := &Registry{
-		Store: stateDirectory{store},
-		Now:   func() time.Time { return time.Now().UTC() },
-		NewID: uuid.NewString,
+		Store:      stateDirectory{store},
+		Now:        func() time.Time { return time.Now().UTC() },
+		NewID:      uuid.NewString,
+		StaleClaim: staleClaim,
+		Timeout:    timeout,
+		Step:       faults.ExitAt(getenv, log),
 	}
 	ready := health.Ready(
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, probe, cfg.DaprHTTPEndpoint()) }},

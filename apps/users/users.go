@@ -53,17 +53,32 @@ func (r Registration) normalize() (Registration, error) {
 	return r, nil
 }
 
-// ErrEmailTaken is returned by a Directory when another user holds the email.
+// ErrEmailTaken is returned by a Directory when a claim on the email exists.
 var ErrEmailTaken = errors.New("email taken")
 
-// ErrNotFound is returned by a Directory for an unknown user id.
-var ErrNotFound = errors.New("user not found")
+// ErrNotFound is returned by a Directory for an unknown user id or email.
+var ErrNotFound = errors.New("not found")
 
-// Directory stores users. ClaimEmail must be atomic: of two concurrent claims
-// of one email, exactly one succeeds.
+// ErrConflict is returned by a Directory when an ETag-checked write lost to
+// another writer, or an insert found its key taken.
+var ErrConflict = errors.New("conflict")
+
+// EmailClaim records which user an email belongs to, and since when.
+type EmailClaim struct {
+	UserID    string    `json:"user_id"`
+	ClaimedAt time.Time `json:"claimed_at"`
+}
+
+// Directory stores users and the claims on their emails. ClaimEmail is
+// insert-only: of two concurrent claims of one email, exactly one succeeds,
+// the other gets ErrEmailTaken. TakeOverEmail and ReleaseEmail change a claim
+// only if it still has etag (else ErrConflict). Insert is insert-only
+// (ErrConflict if the id exists). Reads answer ErrNotFound for nothing.
 type Directory interface {
-	ClaimEmail(ctx context.Context, email, userID string) error
-	ReleaseEmail(ctx context.Context, email string) error
+	ClaimEmail(ctx context.Context, email string, claim EmailClaim) error
+	EmailClaim(ctx context.Context, email string) (EmailClaim, string, error)
+	TakeOverEmail(ctx context.Context, email string, claim EmailClaim, etag string) error
+	ReleaseEmail(ctx context.Context, email, etag string) error
 	Insert(ctx context.Context, u User) error
 	User(ctx context.Context, id string) (User, error)
 }
@@ -73,30 +88,131 @@ type Registry struct {
 	Store Directory
 	Now   func() time.Time
 	NewID func() string
+	// StaleClaim is how old a claim on an email must be, with no user stored
+	// under it, before another registration may take the email: its
+	// registration died between claiming and storing the user. It must be
+	// longer than a registration can take (Timeout, plus one store write
+	// still in flight), or a slow one would lose its email.
+	StaleClaim time.Duration
+	// Timeout bounds one registration.
+	Timeout time.Duration
+	// Step is called after each step of a registration with its name; the
+	// end-to-end tests make it exit the process there (faults.ExitAt).
+	Step func(name string)
 }
 
+// Steps of a registration, as Step names them.
+const (
+	StepEmailClaimed = "users.email-claimed"
+	StepUserStored   = "users.user-stored"
+)
+
+// maxClaimAttempts bounds how often one registration tries for its email
+// while other registrations release and take over the claim.
+const maxClaimAttempts = 3
+
 // Register creates a user whose email no other user has. The email is claimed
-// first, so two concurrent registrations with one email cannot both win; if
-// saving the user then fails, the claim is given back.
+// first, so two concurrent registrations with one email cannot both win; then
+// the user is stored. An answer lost on the way is resolved by reading back,
+// never by guessing: a claim that turns out to name this registration is
+// its own (a retried write landed twice), a user that turns out stored is
+// registered. If the user is surely not stored the claim is given back; if
+// the process dies first, the claim names a user that never appears and the
+// next registration of the email takes it over once it is StaleClaim old.
 func (reg *Registry) Register(ctx context.Context, in Registration) (User, error) {
 	in, err := in.normalize()
 	if err != nil {
 		return User{}, err
 	}
+	if reg.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, reg.Timeout)
+		defer cancel()
+	}
 	u := User{ID: reg.NewID(), Name: in.Name, Email: in.Email, CreatedAt: reg.Now()}
-	if err := reg.Store.ClaimEmail(ctx, u.Email, u.ID); err != nil {
-		if errors.Is(err, ErrEmailTaken) {
-			return User{}, api.Errorf(api.CodeEmailTaken, "email %s is already registered", u.Email)
-		}
+	if err := reg.claim(ctx, u); err != nil {
 		return User{}, err
 	}
+	reg.step(StepEmailClaimed)
 	if err := reg.Store.Insert(ctx, u); err != nil {
-		if relErr := reg.Store.ReleaseEmail(context.WithoutCancel(ctx), u.Email); relErr != nil {
-			return User{}, errors.Join(err, relErr)
+		stored, readErr := reg.Store.User(context.WithoutCancel(ctx), u.ID)
+		switch {
+		case readErr == nil && stored.ID == u.ID:
+			return stored, nil // the write landed; only its answer was lost
+		case errors.Is(readErr, ErrNotFound):
+			return User{}, reg.release(ctx, u, err)
 		}
-		return User{}, err
+		// Unknown: leave the claim; it is taken over once stale if the
+		// user never appears.
+		return User{}, errors.Join(err, readErr)
 	}
+	reg.step(StepUserStored)
 	return u, nil
+}
+
+func (reg *Registry) step(name string) {
+	if reg.Step != nil {
+		reg.Step(name)
+	}
+}
+
+// claim makes the email u's.
+func (reg *Registry) claim(ctx context.Context, u User) error {
+	taken := api.Errorf(api.CodeEmailTaken, "email %s is already registered", u.Email)
+	for range maxClaimAttempts {
+		err := reg.Store.ClaimEmail(ctx, u.Email, EmailClaim{UserID: u.ID, ClaimedAt: u.CreatedAt})
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrEmailTaken) {
+			return err
+		}
+		held, etag, err := reg.Store.EmailClaim(ctx, u.Email)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue // given back meanwhile: claim again
+		case err != nil:
+			return err
+		case held.UserID == u.ID:
+			return nil // this registration's own claim, written twice
+		}
+		_, err = reg.Store.User(ctx, held.UserID)
+		switch {
+		case err == nil:
+			return taken
+		case !errors.Is(err, ErrNotFound):
+			return err
+		case reg.Now().Sub(held.ClaimedAt) < reg.StaleClaim:
+			return taken // its registration may still store the user
+		}
+		err = reg.Store.TakeOverEmail(ctx, u.Email, EmailClaim{UserID: u.ID, ClaimedAt: u.CreatedAt}, etag)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return taken
+}
+
+// release gives back u's claim on its email after the user could surely not
+// be stored (cause), unless the claim moved on meanwhile.
+func (reg *Registry) release(ctx context.Context, u User, cause error) error {
+	ctx = context.WithoutCancel(ctx)
+	held, etag, err := reg.Store.EmailClaim(ctx, u.Email)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return cause
+	case err != nil:
+		return errors.Join(cause, err)
+	case held.UserID != u.ID:
+		return cause
+	}
+	if err := reg.Store.ReleaseEmail(ctx, u.Email, etag); err != nil && !errors.Is(err, ErrConflict) {
+		return errors.Join(cause, err)
+	}
+	return cause
 }
 
 // User returns the user with the given id.

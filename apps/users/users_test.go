@@ -17,15 +17,19 @@ import (
 	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
 )
 
-// fakeDirectory is an in-memory Directory whose ClaimEmail is atomic, with
-// switches to make a call fail.
+// fakeDirectory is an in-memory Directory whose claims are atomic and
+// versioned like the state store's, with switches to make a call fail, or
+// make a write land and still answer an error (an answer lost on the way).
 type fakeDirectory struct {
-	mu     sync.Mutex
-	emails map[string]string // email -> user id
-	users  map[string]User
+	mu       sync.Mutex
+	emails   map[string]fakeClaim
+	users    map[string]User
+	versions int
 
 	claimErr   error // returned by ClaimEmail instead of claiming
+	claimLost  bool  // ClaimEmail claims, then answers as the sidecar does when the first answer was lost: taken
 	insertErr  error // returned by Insert instead of storing
+	insertLost bool  // Insert stores, then answers insertErr
 	releaseErr error // returned by ReleaseEmail instead of releasing
 	userErr    error // returned by User instead of looking up
 
@@ -34,11 +38,21 @@ type fakeDirectory struct {
 	releases []string
 }
 
-func newFakeDirectory() *fakeDirectory {
-	return &fakeDirectory{emails: map[string]string{}, users: map[string]User{}}
+type fakeClaim struct {
+	claim EmailClaim
+	etag  string
 }
 
-func (d *fakeDirectory) ClaimEmail(_ context.Context, email, userID string) error {
+func newFakeDirectory() *fakeDirectory {
+	return &fakeDirectory{emails: map[string]fakeClaim{}, users: map[string]User{}}
+}
+
+func (d *fakeDirectory) nextETag() string {
+	d.versions++
+	return fmt.Sprint(d.versions)
+}
+
+func (d *fakeDirectory) ClaimEmail(_ context.Context, email string, claim EmailClaim) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.claims++
@@ -48,16 +62,42 @@ func (d *fakeDirectory) ClaimEmail(_ context.Context, email, userID string) erro
 	if _, taken := d.emails[email]; taken {
 		return fmt.Errorf("insert email/%s: %w", email, ErrEmailTaken)
 	}
-	d.emails[email] = userID
+	d.emails[email] = fakeClaim{claim: claim, etag: d.nextETag()}
+	if d.claimLost {
+		return fmt.Errorf("insert email/%s: %w", email, ErrEmailTaken)
+	}
 	return nil
 }
 
-func (d *fakeDirectory) ReleaseEmail(_ context.Context, email string) error {
+func (d *fakeDirectory) EmailClaim(_ context.Context, email string) (EmailClaim, string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.emails[email]
+	if !ok {
+		return EmailClaim{}, "", ErrNotFound
+	}
+	return c.claim, c.etag, nil
+}
+
+func (d *fakeDirectory) TakeOverEmail(_ context.Context, email string, claim EmailClaim, etag string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if c, ok := d.emails[email]; !ok || c.etag != etag {
+		return ErrConflict
+	}
+	d.emails[email] = fakeClaim{claim: claim, etag: d.nextETag()}
+	return nil
+}
+
+func (d *fakeDirectory) ReleaseEmail(_ context.Context, email, etag string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.releases = append(d.releases, email)
 	if d.releaseErr != nil {
 		return d.releaseErr
+	}
+	if c, ok := d.emails[email]; ok && c.etag != etag {
+		return ErrConflict
 	}
 	delete(d.emails, email)
 	return nil
@@ -67,11 +107,14 @@ func (d *fakeDirectory) Insert(_ context.Context, u User) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.inserts++
-	if d.insertErr != nil {
+	if d.insertErr != nil && !d.insertLost {
 		return d.insertErr
 	}
+	if _, ok := d.users[u.ID]; ok {
+		return ErrConflict
+	}
 	d.users[u.ID] = u
-	return nil
+	return d.insertErr
 }
 
 func (d *fakeDirectory) User(_ context.Context, id string) (User, error) {
@@ -94,6 +137,12 @@ func (d *fakeDirectory) claimed(email string) bool {
 	return ok
 }
 
+func (d *fakeDirectory) holder(email string) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.emails[email].claim.UserID
+}
+
 var testNow = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
 
 // newTestRegistry returns a Registry over a fresh fake with a fixed clock and
@@ -103,9 +152,10 @@ func newTestRegistry(t *testing.T) (*Registry, *fakeDirectory) {
 	dir := newFakeDirectory()
 	var n atomic.Int64
 	return &Registry{
-		Store: dir,
-		Now:   func() time.Time { return testNow },
-		NewID: func() string { return fmt.Sprintf("user-%d", n.Add(1)) },
+		Store:      dir,
+		Now:        func() time.Time { return testNow },
+		NewID:      func() string { return fmt.Sprintf("user-%d", n.Add(1)) },
+		StaleClaim: 30 * time.Second,
 	}, dir
 }
 
@@ -307,10 +357,10 @@ func (d *ctxRecordingDirectory) Insert(ctx context.Context, _ User) error {
 	return ctx.Err()
 }
 
-func (d *ctxRecordingDirectory) ReleaseEmail(ctx context.Context, email string) error {
+func (d *ctxRecordingDirectory) ReleaseEmail(ctx context.Context, email, etag string) error {
 	d.releaseCalled = true
 	d.releaseCtxErr = ctx.Err()
-	return d.fakeDirectory.ReleaseEmail(ctx, email)
+	return d.fakeDirectory.ReleaseEmail(ctx, email, etag)
 }
 
 func TestUser(t *testing.T) {
@@ -385,4 +435,89 @@ func TestRegisterConcurrentSameEmail(t *testing.T) {
 	assert.Equal(t, n-1, taken)
 	assert.Len(t, dir.users, 1)
 	assert.Equal(t, n, dir.claims)
+}
+
+func TestRegisterResolvesLostAnswersByReadingBack(t *testing.T) {
+	tests := []struct {
+		name       string
+		claimLost  bool
+		insertLost bool
+	}{
+		{name: "the claim landed but its answer was lost", claimLost: true},
+		{name: "the user landed but its answer was lost", insertLost: true},
+		{name: "both", claimLost: true, insertLost: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg, dir := newTestRegistry(t)
+			dir.claimLost, dir.insertLost = tt.claimLost, tt.insertLost
+			if tt.insertLost {
+				dir.insertErr = fmt.Errorf("save user: %w", api.ErrUnavailable)
+			}
+
+			u, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: "ada@example.com"})
+
+			require.NoError(t, err, "a write of one's own is not email_taken nor a failure")
+			assert.Equal(t, "user-1", u.ID)
+			assert.Equal(t, "user-1", dir.holder("ada@example.com"), "the email stays with the stored user")
+			assert.Contains(t, dir.users, "user-1")
+			assert.Empty(t, dir.releases)
+		})
+	}
+}
+
+func TestRegisterKeepsTheClaimWhenTheOutcomeIsUnknown(t *testing.T) {
+	reg, dir := newTestRegistry(t)
+	dir.insertErr = fmt.Errorf("save user: %w", api.ErrUnavailable)
+	dir.userErr = fmt.Errorf("get user: %w", api.ErrUnavailable)
+
+	_, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: "ada@example.com"})
+
+	require.ErrorIs(t, err, api.ErrUnavailable)
+	assert.Empty(t, dir.releases, "nothing is undone on a guess")
+	assert.Equal(t, "user-1", dir.holder("ada@example.com"))
+}
+
+func TestRegisterTakesOverAStaleClaim(t *testing.T) {
+	tests := []struct {
+		name       string
+		claimAge   time.Duration
+		userStored bool
+		wantCode   api.Code // "" when the new registration wins
+	}{
+		{name: "stale, no user: its registration died", claimAge: 31 * time.Second},
+		{name: "young, no user: its registration may still finish", claimAge: 29 * time.Second, wantCode: api.CodeEmailTaken},
+		{name: "old, with its user", claimAge: time.Hour, userStored: true, wantCode: api.CodeEmailTaken},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg, dir := newTestRegistry(t)
+			require.NoError(t, dir.ClaimEmail(t.Context(), "ada@example.com", EmailClaim{UserID: "dead-1", ClaimedAt: testNow.Add(-tt.claimAge)}))
+			if tt.userStored {
+				require.NoError(t, dir.Insert(t.Context(), User{ID: "dead-1", Email: "ada@example.com"}))
+			}
+
+			u, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: "ada@example.com"})
+
+			if tt.wantCode != "" {
+				apitest.RequireCode(t, err, tt.wantCode)
+				assert.Equal(t, "dead-1", dir.holder("ada@example.com"))
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, u.ID, dir.holder("ada@example.com"), "the email now belongs to a stored user")
+			assert.Contains(t, dir.users, u.ID)
+		})
+	}
+}
+
+func TestRegisterStepsInOrder(t *testing.T) {
+	reg, _ := newTestRegistry(t)
+	var steps []string
+	reg.Step = func(name string) { steps = append(steps, name) }
+
+	_, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: "ada@example.com"})
+
+	require.NoError(t, err)
+	assert.Equal(t, []string{StepEmailClaimed, StepUserStored}, steps)
 }

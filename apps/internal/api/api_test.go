@@ -97,6 +97,35 @@ func TestDecodeTooLargeIs400(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, w.Code)
 }
 
+// The README promises bodies up to 64 KiB: the limit is written out here, not
+// read from api.MaxBodyBytes, so that changing the constant fails a test.
+func TestDecodeBodyLimitIs64KiB(t *testing.T) {
+	const limit = 64 << 10
+	tests := []struct {
+		name    string
+		size    int
+		wantErr bool
+	}{
+		{"exactly 64 KiB", limit, false},
+		{"one byte over", limit + 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			prefix, suffix := `{"name":"a"`, `}`
+			body := prefix + strings.Repeat(" ", tt.size-len(prefix)-len(suffix)) + suffix
+			require.Len(t, body, tt.size)
+
+			_, err := decodeBody(t, body)
+
+			if !tt.wantErr {
+				assert.NoError(t, err)
+				return
+			}
+			assert.Equal(t, api.CodeBodyTooLarge, requireAPIError(t, err).Code)
+		})
+	}
+}
+
 func TestCodeStatus(t *testing.T) {
 	tests := []struct {
 		code api.Code

@@ -92,6 +92,11 @@ type Options struct {
 	// Insecure runs without Sentry, mTLS, access policies and API tokens,
 	// as `make run MTLS=off` does.
 	Insecure bool
+	// Replicas runs that many instances of an app (by plain name; default
+	// 1): each its own app process and sidecar, all with the app's one app
+	// id, sharing its state and subscriptions. See System.Replicas for how
+	// calls reach them.
+	Replicas map[string]int
 }
 
 // System is a running ordermesh.
@@ -101,7 +106,8 @@ type System struct {
 	ID     string // suffix of every app id of this system
 	dir    string
 	opts   Options
-	apps   map[string]*App
+	apps   map[string]*App   // replica 0 of each app
+	reps   map[string][]*App // every replica of each app
 	infra  Infra
 	daprd  string
 	bins   string
@@ -118,8 +124,10 @@ type System struct {
 	// a broker of its own).
 	Vhost string
 
-	redisDB     int    // the Redis database of this system
-	directRedis string // Redis itself, not the proxy
+	redisDB int // the Redis database of this system
+	// callerReplica is the replica whose Configuration is being written.
+	callerReplica int
+	directRedis   string // Redis itself, not the proxy
 
 	// Sentry signs the sidecars' certificates; nil when Insecure.
 	Sentry *Sentry
@@ -140,14 +148,20 @@ func Start(t testing.TB, opts Options) *System {
 		s.Sentry = StartSentry(t, filepath.Join(s.dir, "sentry"), s.ConfigPath(), s.track)
 	}
 	for _, name := range Apps {
-		if !slices.Contains(opts.Later, name) {
-			s.apps[name].StartSidecar()
-			s.apps[name].StartApp()
+		if slices.Contains(opts.Later, name) {
+			continue
+		}
+		for _, a := range s.reps[name] {
+			a.StartSidecar()
+			a.StartApp()
 		}
 	}
 	for _, name := range Apps {
-		if !slices.Contains(opts.Later, name) {
-			s.apps[name].WaitReady()
+		if slices.Contains(opts.Later, name) {
+			continue
+		}
+		for _, a := range s.reps[name] {
+			a.WaitReady()
 		}
 	}
 	return s
@@ -176,6 +190,7 @@ func Prepare(t testing.TB, opts Options) *System {
 		dir:    t.TempDir(),
 		opts:   opts,
 		apps:   map[string]*App{},
+		reps:   map[string][]*App{},
 		infra:  opts.Infra.withDefaults(),
 		daprd:  DaprdPath(t),
 		bins:   appBinaries(t),
@@ -187,7 +202,11 @@ func Prepare(t testing.TB, opts Options) *System {
 	t.Cleanup(s.stopAll)
 
 	for _, name := range Apps {
-		s.apps[name] = &App{Name: name, ID: name + "-" + s.ID, sys: s}
+		n := max(opts.Replicas[name], 1)
+		for r := range n {
+			s.reps[name] = append(s.reps[name], &App{Name: name, ID: name + "-" + s.ID, Replica: r, sys: s})
+		}
+		s.apps[name] = s.reps[name][0]
 	}
 	if !opts.Insecure {
 		s.DaprToken, s.AppToken = newToken(), newToken()
@@ -200,12 +219,15 @@ func Prepare(t testing.TB, opts Options) *System {
 		s.Redis = NewProxy(t, s.infra.Redis)
 		s.infra.Redis = s.Redis.Addr()
 	}
-	ports, err := freePorts(len(Apps) * 5)
+	var all []*App
+	for _, name := range Apps {
+		all = append(all, s.reps[name]...)
+	}
+	ports, err := freePorts(len(all) * 5)
 	if err != nil {
 		t.Fatalf("harness: free ports: %v", err)
 	}
-	for i, name := range Apps {
-		a := s.apps[name]
+	for i, a := range all {
 		a.AppPort, a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort = ports[i*5], ports[i*5+1], ports[i*5+2], ports[i*5+3], ports[i*5+4]
 	}
 	for _, name := range opts.CountApps {
@@ -226,7 +248,17 @@ func Prepare(t testing.TB, opts Options) *System {
 // Configuration; BinDir the apps' binaries.
 func (s *System) ResourcesDir() string { return filepath.Join(s.dir, "resources") }
 func (s *System) ConfigPath() string   { return filepath.Join(s.dir, "config.yaml") }
-func (s *System) BinDir() string       { return s.bins }
+
+// ConfigPathFor is the Configuration of the sidecars of replica k: the same
+// as ConfigPath, except that its name resolution sends every call to replica
+// k mod n of the target (see Replicas).
+func (s *System) ConfigPathFor(k int) string {
+	if k == 0 {
+		return s.ConfigPath()
+	}
+	return filepath.Join(s.dir, "config-replica"+strconv.Itoa(k)+".yaml")
+}
+func (s *System) BinDir() string { return s.bins }
 
 // AppEnv is the environment an app of this system runs with, besides what
 // Dapr gives it: its peers' app ids and the test's extra variables.
@@ -249,7 +281,36 @@ func (s *System) AppEnv(name string) map[string]string {
 	return env
 }
 
-// App returns one app by its plain name ("users").
+// Replicas returns every instance of an app, replica 0 first.
+//
+// Calls reach the replicas through name resolution: every sidecar of
+// replica k resolves an app id to that app's replica k mod n (its own
+// Configuration file, see ConfigPathFor). So the calls of one caller go to
+// one replica, and two callers' calls to two: with two gateways in front
+// (Options.Replicas["gateway"] = 2, the test spreading its requests over
+// GatewayURLs, as a load balancer would), orders 1 and 2 each reserve
+// through their own products replica, racing on the same keys. Why not
+// per call: the kubernetes resolver maps an id to one address; daprd keeps
+// one HTTP/2 connection per address (so a TCP proxy in between would pin a
+// caller to one replica anyway, and cannot see calls through mTLS); and
+// mDNS, which does pick per call, multicasts beyond loopback.
+func (s *System) Replicas(name string) []*App {
+	if _, ok := s.reps[name]; !ok {
+		s.t.Fatalf("harness: no app %q", name)
+	}
+	return append([]*App(nil), s.reps[name]...)
+}
+
+// GatewayURLs is the base URL of every gateway replica.
+func (s *System) GatewayURLs() []string {
+	var urls []string
+	for _, a := range s.reps["gateway"] {
+		urls = append(urls, a.URL())
+	}
+	return urls
+}
+
+// App returns one app by its plain name ("users"): its replica 0.
 func (s *System) App(name string) *App {
 	a, ok := s.apps[name]
 	if !ok {
@@ -302,6 +363,7 @@ func (s *System) stopAll() {
 type App struct {
 	Name             string // plain name: "users"
 	ID               string // Dapr app id in this system: "users-e2e…"
+	Replica          int    // 0 for the first instance of the app
 	AppPort          int
 	HTTPPort         int // sidecar HTTP API
 	GRPCPort         int // sidecar gRPC API
@@ -355,7 +417,7 @@ func (a *App) StartSidecar() {
 		"--metrics-port", strconv.Itoa(a.MetricsPort),
 		"--dapr-listen-addresses", "127.0.0.1",
 		"--resources-path", s.ResourcesDir(),
-		"--config", s.ConfigPath(),
+		"--config", s.ConfigPathFor(a.Replica),
 		"--placement-host-address", "",
 		"--scheduler-host-address", "",
 		"--enable-app-health-check",
@@ -371,7 +433,7 @@ func (a *App) StartSidecar() {
 	if s.DaprToken != "" {
 		env = append(env, "DAPR_API_TOKEN="+s.DaprToken, "APP_API_TOKEN="+s.AppToken)
 	}
-	a.daprd = s.start(a.Name+"-daprd", "sidecar", s.daprd, args, env)
+	a.daprd = s.start(a.procName()+"-daprd", "sidecar", s.daprd, args, env)
 }
 
 // StartApp starts the app process.
@@ -386,7 +448,15 @@ func (a *App) StartApp() {
 	for k, v := range s.AppEnv(a.Name) {
 		env = append(env, k+"="+v)
 	}
-	a.app = s.start(a.Name, "app", filepath.Join(s.bins, a.Name), nil, env)
+	a.app = s.start(a.procName(), "app", filepath.Join(s.bins, a.Name), nil, env)
+}
+
+// procName names the app's processes: "orders", then "orders-2", ...
+func (a *App) procName() string {
+	if a.Replica == 0 {
+		return a.Name
+	}
+	return a.Name + "-" + strconv.Itoa(a.Replica+1)
 }
 
 // StopApp stops the app process (its sidecar keeps running), as when a

@@ -58,11 +58,22 @@ func (s *System) writeResources() error {
 			}
 		}
 	}
-	data, err := s.rewrite(filepath.Join(root, "dapr", "config.yaml"), db)
-	if err != nil {
-		return err
+	replicas := 1
+	for _, reps := range s.reps {
+		replicas = max(replicas, len(reps))
 	}
-	return os.WriteFile(filepath.Join(s.dir, "config.yaml"), data, 0o644)
+	for k := range replicas {
+		s.callerReplica = k
+		data, err := s.rewrite(filepath.Join(root, "dapr", "config.yaml"), db)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(s.ConfigPathFor(k), data, 0o644); err != nil {
+			return err
+		}
+	}
+	s.callerReplica = 0
+	return nil
 }
 
 // rewrite applies the system's changes to every document of a YAML file.
@@ -252,11 +263,14 @@ func redisDo(addr string, db int, args ...string) (string, error) {
 }
 
 // addressTemplate maps each app id of the system to its sidecar's internal
-// gRPC address, in the template language of Dapr's kubernetes name resolver.
+// gRPC address, in the template language of Dapr's kubernetes name resolver:
+// for the sidecars of replica s.callerReplica, to replica callerReplica mod n
+// of the target.
 func (s *System) addressTemplate() string {
 	var b strings.Builder
 	for i, name := range Apps {
-		a := s.apps[name]
+		reps := s.reps[name]
+		a := reps[s.callerReplica%len(reps)]
 		if i > 0 {
 			b.WriteString("{{else if")
 		} else {

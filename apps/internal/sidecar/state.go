@@ -4,11 +4,13 @@
 package sidecar
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -160,7 +162,21 @@ func (s *Store) GetBulk(ctx context.Context, keys []string) ([]Item, error) {
 
 // Insert writes key only if it does not exist yet; ErrConflict if it does.
 // A ttl above zero lets the store expire the key.
+//
+// When the write fails or its answer is lost, Insert reads the key back:
+// if it holds exactly the value written here, the write was this one's (the
+// sidecar's resiliency policy may have retried a save that had committed)
+// and Insert succeeds. So a value written with Insert must carry something
+// only its writer has (an id it generated); two writers of identical values
+// could both be told they won.
 func (s *Store) Insert(ctx context.Context, key string, v any, ttl time.Duration) error {
+	return s.insert(ctx, key, v, ttl, true)
+}
+
+// insert is Insert; readBackOwn says whether finding the very value written
+// counts as success. Modify does not want that: two of its writers may
+// compute the same value, and it re-reads after a conflict anyway.
+func (s *Store) insert(ctx context.Context, key string, v any, ttl time.Duration, readBackOwn bool) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s/%s: %w", s.name, key, err)
@@ -170,15 +186,30 @@ func (s *Store) Insert(ctx context.Context, key string, v any, ttl time.Duration
 	if err == nil {
 		return nil
 	}
-	if isConflict(err) {
-		return fmt.Errorf("insert %s/%s: %w", s.name, key, ErrConflict)
-	}
 	// Stores report an insert over an existing key as a plain error, not an
-	// ETag mismatch: tell the two apart by looking.
-	if _, found, getErr := s.Get(ctx, key); getErr == nil && found {
+	// ETag mismatch, and a lost answer says nothing: look.
+	it, found, getErr := s.Get(context.WithoutCancel(ctx), key)
+	switch {
+	case getErr != nil:
+		return fmt.Errorf("insert %s/%s: %w: %w", s.name, key, ErrUnavailable, errors.Join(err, getErr))
+	case found && readBackOwn && sameJSON(it.Value, data):
+		return nil
+	case found:
+		return fmt.Errorf("insert %s/%s: %w", s.name, key, ErrConflict)
+	case isConflict(err):
 		return fmt.Errorf("insert %s/%s: %w", s.name, key, ErrConflict)
 	}
 	return fmt.Errorf("insert %s/%s: %w: %w", s.name, key, ErrUnavailable, err)
+}
+
+// sameJSON reports whether two JSON documents hold the same value (a store
+// may give back JSON re-encoded, as PostgreSQL's JSONB does).
+func sameJSON(a, b []byte) bool {
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return bytes.Equal(a, b)
+	}
+	return reflect.DeepEqual(va, vb)
 }
 
 // Update writes key only if it still has the given ETag; ErrConflict if not.
