@@ -96,12 +96,8 @@ func readTruth(ctx context.Context, sys *harness.System, pg *harness.Server, ld 
 		}
 		tr.notes = append(tr.notes, notes...)
 	}
-	a := ld.c.do(ctx, http.MethodGet, "/api/notifications/dead-letters", nil)
-	if a.Status != http.StatusOK {
-		return nil, fmt.Errorf("dead letters: %d %v %s", a.Status, a.Err, a.Body)
-	}
-	if err := a.decode(&tr.deadLetters); err != nil {
-		return nil, fmt.Errorf("dead letters: %w", err)
+	if tr.deadLetters, err = listAll[json.RawMessage](ctx, ld.c, "/api/notifications/dead-letters?limit=100"); err != nil {
+		return nil, err
 	}
 	for _, id := range products {
 		a := ld.c.do(ctx, http.MethodGet, "/api/products/"+id, nil)

@@ -4,11 +4,10 @@ package chaos
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"strings"
+	"net/url"
 	"sync"
 	"time"
 
@@ -311,56 +310,42 @@ func (ld *load) probe(ctx context.Context, within time.Duration) (time.Duration,
 
 // notification is one stored notification, as the API lists it.
 type notification struct {
-	ID, UserID, OrderID, Type, Channel string
+	ID      string `json:"id"`
+	UserID  string `json:"user_id"`
+	OrderID string `json:"order_id"`
+	Type    string `json:"type"`
+	Channel string `json:"channel"`
 }
 
-// notifications lists every notification of a user, following pages if the
-// API pages its answer ({"items": [...], "next_cursor": "..."}).
+// notifications lists every notification of a user, page after page (the
+// API answers a page and the next page's cursor in the Next-Cursor header).
 func (ld *load) notifications(ctx context.Context, userID string) ([]notification, error) {
-	var all []notification
+	return listAll[notification](ctx, ld.c, "/api/notifications?limit=100&user_id="+userID)
+}
+
+// listAll reads every page of a list.
+func listAll[T any](ctx context.Context, c *client, path string) ([]T, error) {
+	var all []T
 	cursor := ""
-	for range 1000 {
-		path := "/api/notifications?user_id=" + userID
+	for range 10000 {
+		p := path
 		if cursor != "" {
-			path += "&cursor=" + cursor
+			p += "&cursor=" + url.QueryEscape(cursor)
 		}
-		a := ld.c.do(ctx, http.MethodGet, path, nil)
+		a := c.do(ctx, http.MethodGet, p, nil)
 		if a.Status != http.StatusOK {
-			return nil, fmt.Errorf("GET %s: %d %v %s", path, a.Status, a.Err, a.Body)
+			return nil, fmt.Errorf("GET %s: %d %v %s", p, a.Status, a.Err, a.Body)
 		}
-		var page []struct {
-			ID      string `json:"id"`
-			UserID  string `json:"user_id"`
-			OrderID string `json:"order_id"`
-			Type    string `json:"type"`
-			Channel string `json:"channel"`
+		var page []T
+		if err := a.decode(&page); err != nil {
+			return nil, fmt.Errorf("GET %s: %w: %.200s", p, err, a.Body)
 		}
-		var paged struct {
-			Items      json.RawMessage `json:"items"`
-			NextCursor string          `json:"next_cursor"`
-		}
-		if strings.HasPrefix(strings.TrimSpace(string(a.Body)), "[") {
-			if err := a.decode(&page); err != nil {
-				return nil, err
-			}
-			cursor = ""
-		} else {
-			if err := a.decode(&paged); err != nil {
-				return nil, err
-			}
-			if err := json.Unmarshal(paged.Items, &page); err != nil {
-				return nil, fmt.Errorf("GET %s: an answer of unknown shape: %s", path, a.Body)
-			}
-			cursor = paged.NextCursor
-		}
-		for _, n := range page {
-			all = append(all, notification{ID: n.ID, UserID: n.UserID, OrderID: n.OrderID, Type: n.Type, Channel: n.Channel})
-		}
-		if cursor == "" {
+		all = append(all, page...)
+		if cursor = a.Header.Get("Next-Cursor"); cursor == "" {
 			return all, nil
 		}
 	}
-	return nil, fmt.Errorf("notifications of %s: more than 1000 pages", userID)
+	return nil, fmt.Errorf("GET %s: more than 10000 pages", path)
 }
 
 func keys[V any](m map[string]V, except string) []string {
