@@ -94,7 +94,7 @@ func soak(t *testing.T, broker string) *report {
 	for i, f := range faults {
 		time.Sleep(gap) // steady load between faults
 		res := faultResult{Name: f.Name, Start: time.Now()}
-		logf("fault %d/%d: %s", i+1, len(faults), f.Name)
+		logf("fault %d/%d at %s: %s", i+1, len(faults), res.Start.UTC().Format("15:04:05.000"), f.Name)
 		f.inject()
 		time.Sleep(f.hold)
 		f.undo()
@@ -148,8 +148,15 @@ func soak(t *testing.T, broker string) *report {
 
 	for _, inv := range r.Invariants {
 		if !inv.Holds {
-			t.Errorf("invariant broken: %s: %s\n  %s", inv.Name, inv.Figure, strings.Join(inv.Detail, "\n  "))
+			details := inv.all
+			if details == nil {
+				details = inv.Detail
+			}
+			t.Errorf("invariant broken: %s: %s\n  %s", inv.Name, inv.Figure, strings.Join(details, "\n  "))
 		}
+	}
+	if t.Failed() {
+		keepLogs(t, sys, broker)
 	}
 	for _, f := range r.Faults {
 		if f.Err != nil {
@@ -231,4 +238,18 @@ func envString(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// keepLogs copies every process's log to .chaos/logs-<broker>/, for the
+// failure to be read after the system's folder is gone.
+func keepLogs(t *testing.T, sys *harness.System, broker string) {
+	dir := filepath.Join(harness.RepoRoot(t), ".chaos", "logs-"+broker)
+	_ = os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	for _, p := range sys.Procs() {
+		_ = os.WriteFile(filepath.Join(dir, filepath.Base(p.LogPath)), []byte(p.Log()), 0o644)
+	}
+	fmt.Printf("chaos: logs of every process in %s\n", dir)
 }

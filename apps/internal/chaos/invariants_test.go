@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/harness"
 )
@@ -19,6 +20,7 @@ type invariant struct {
 	Figure string
 	Holds  bool
 	Detail []string // what breaks it, a few examples
+	all    []string // everything that breaks it
 }
 
 // truth is what the stores hold at the end, read from them directly
@@ -33,12 +35,14 @@ type truth struct {
 }
 
 type storedOrder struct {
-	ID        string `json:"id"`
-	UserID    string `json:"user_id"`
-	ProductID string `json:"product_id"`
-	Quantity  int64  `json:"quantity"`
-	Status    string `json:"status"`
-	PaymentID string `json:"payment_id"`
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	ProductID string    `json:"product_id"`
+	Quantity  int64     `json:"quantity"`
+	Status    string    `json:"status"`
+	PaymentID string    `json:"payment_id"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 type storedPayment struct {
@@ -116,8 +120,30 @@ func check(l *ledger, tr *truth) []invariant {
 	defer l.mu.Unlock()
 	var out []invariant
 	add := func(name, figure string, detail []string) {
-		out = append(out, invariant{Name: name, Figure: figure, Holds: len(detail) == 0, Detail: firstN(detail, 5)})
+		out = append(out, invariant{Name: name, Figure: figure, Holds: len(detail) == 0, Detail: firstN(detail, 5), all: detail})
 	}
+
+	// A soak that placed, paid or shipped nothing proves nothing.
+	var idle []string
+	paid201 := 0
+	for _, p := range l.payments {
+		paid201 += p.Created
+	}
+	for what, n := range map[string]int{"orders answered 201": len(l.orders), "payments answered 201": paid201, "ships answered 200": len(l.shipped)} {
+		if n == 0 {
+			idle = append(idle, "no "+what)
+		}
+	}
+	bad := 0
+	for _, q := range l.requests {
+		if q.Label == "400" || q.Label == "404" {
+			bad++
+		}
+	}
+	if bad > 0 {
+		idle = append(idle, fmt.Sprintf("%d valid requests answered 400 or 404", bad))
+	}
+	add("the load placed, paid and shipped orders, every request valid (no 400, no 404)", fmt.Sprintf("%d orders, %d payments, %d ships answered with success", len(l.orders), paid201, len(l.shipped)), idle)
 
 	// Orders answered 201 are stored; the others stored are few and whole.
 	var missing []string
@@ -161,12 +187,12 @@ func check(l *ledger, tr *truth) []invariant {
 	shippedStored := 0
 	for id, o := range tr.orders {
 		if created[id] != 1 {
-			badCreated = append(badCreated, fmt.Sprintf("order %s: %d order_created notifications", id, created[id]))
+			badCreated = append(badCreated, fmt.Sprintf("order %s (placed %s): %d order_created notifications", id, o.CreatedAt.UTC().Format("15:04:05.000"), created[id]))
 		}
 		if o.Status == "shipped" {
 			shippedStored++
 			if shippedNotes[id] != 1 {
-				badShipped = append(badShipped, fmt.Sprintf("shipped order %s: %d order_shipped notifications", id, shippedNotes[id]))
+				badShipped = append(badShipped, fmt.Sprintf("shipped order %s (placed %s): %d order_shipped notifications", id, o.CreatedAt.UTC().Format("15:04:05.000"), shippedNotes[id]))
 			}
 		} else if shippedNotes[id] > 0 {
 			badShipped = append(badShipped, fmt.Sprintf("order %s is %s but has an order_shipped notification", id, o.Status))

@@ -23,11 +23,14 @@ type request struct {
 
 // order is an order the client saw answered 201.
 type order struct {
-	ID, UserID, ProductID string
-	Quantity, TotalCents  int64
-	payKey                string // the idempotency key it is paid with, once chosen
-	paid                  bool   // a payment of it was answered 201 or 200
-	shipTried             bool
+	ID         string `json:"id"`
+	UserID     string `json:"user_id"`
+	ProductID  string `json:"product_id"`
+	Quantity   int64  `json:"quantity"`
+	TotalCents int64  `json:"total_cents"`
+	payKey     string // the idempotency key it is paid with, once chosen
+	paid       bool   // a payment of it was answered 201 or 200
+	shipTried  bool
 }
 
 // payment is what the client knows of one idempotency key.
@@ -127,19 +130,19 @@ func (ld *load) run(workers int, stop <-chan struct{}) *sync.WaitGroup {
 				select {
 				case <-stop:
 					return
-				case <-time.After(40 * time.Millisecond):
+				case <-time.After(60 * time.Millisecond):
 				}
 				ctx := context.Background()
 				switch r := rng.Float64(); {
-				case r < 0.40:
+				case r < 0.30:
 					ld.l.mu.Lock()
 					u := ld.l.users[rng.IntN(len(ld.l.users))]
 					ps := keys(ld.l.products, ld.probeP)
 					ld.l.mu.Unlock()
 					ld.order(ctx, u, ps[rng.IntN(len(ps))], int64(1+rng.IntN(3)))
-				case r < 0.62:
+				case r < 0.55:
 					ld.pay(ctx, rng)
-				case r < 0.72:
+				case r < 0.70:
 					ld.ship(ctx)
 				default:
 					ld.read(ctx, rng)
