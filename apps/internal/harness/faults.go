@@ -1,14 +1,6 @@
 package harness
 
-import (
-	"bytes"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
-	"time"
-)
+import "syscall"
 
 // Kill ends the process with SIGKILL, as a crash or the OOM killer would
 // (no graceful shutdown), and waits until it is gone. The harness counts it
@@ -37,24 +29,4 @@ func (p *Proc) Unexpected() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.Exited() && !p.stopped
-}
-
-// CPUTime is the CPU time (user and system) the process has used, read from
-// /proc/<pid>/stat.
-func (p *Proc) CPUTime() (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
-	if err != nil {
-		return 0, err
-	}
-	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", p.Pid(), len(fields))
-	}
-	// utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
-	st, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: utime %q stime %q", p.Pid(), fields[11], fields[12])
-	}
-	return time.Duration(ut+st) * time.Second / 100, nil // USER_HZ is 100 on Linux
 }
