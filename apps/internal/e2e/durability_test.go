@@ -108,3 +108,28 @@ func stable(t *testing.T, d time.Duration, value func() string) {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// TestOutboxKeepsEventsThroughStoreOutage: orders answered 201 just before
+// PostgreSQL goes away for longer than the outbox's checks (Dapr waits a
+// second after the transaction, then reads its marker for up to 10 s) still
+// get their events once PostgreSQL is back. The transactions committed, so
+// the events must not be dropped: an unreachable store is not a missing
+// marker. Found by `make chaos` (cut orders' sidecar from PostgreSQL).
+func TestOutboxKeepsEventsThroughStoreOutage(t *testing.T) {
+	sys := harness.Start(t, harness.Options{ProxyPostgres: true})
+	gw := sys.GatewayURL()
+	u := createUser(t, gw)
+	p := createProduct(t, gw, 100, 10)
+	placed := map[string]bool{}
+	for range 3 {
+		placed[placeOrder(t, gw, u.ID, p.ID, 1).ID] = true
+	}
+	// Within the outbox's one-second wait: its checks find the store gone.
+	sys.Postgres.Down()
+	time.Sleep(12 * time.Second) // the outage itself, longer than the 10 s of checks
+	sys.Postgres.Up()
+
+	for _, n := range waitNotifications(t, gw, u.ID, len(placed)) {
+		assert.True(t, placed[n.OrderID], "notification of an order not placed: %+v", n)
+	}
+}
