@@ -38,7 +38,7 @@ redis() {
 	echo "infra: starting Redis on 6379 (data in .run/redis) ..."
 	mkdir -p "$state/redis"
 	redis-server --port 6379 --bind 127.0.0.1 --daemonize yes --dir "$state/redis" \
-		--pidfile "$state/redis/redis.pid" --logfile "$state/redis/redis.log" --appendonly yes >/dev/null
+		--pidfile "$state/redis/redis.pid" --logfile "$state/redis/redis.log" --appendonly yes --appendfsync everysec >/dev/null
 	wait_port 6379 20 Redis
 }
 

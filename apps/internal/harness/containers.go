@@ -44,6 +44,15 @@ func DefaultContainerImages() ContainerImages {
 	}
 }
 
+// The servers' durability settings, the same as compose.yaml's: Redis logs
+// every write to its append-only file and fsyncs it every second (a crash
+// loses at most the last second; snapshots alone lose minutes), and
+// PostgreSQL fsyncs each commit before answering it.
+var (
+	redisCommand    = []string{"redis-server", "--protected-mode", "no", "--appendonly", "yes", "--appendfsync", "everysec"}
+	postgresCommand = []string{"postgres", "-c", "fsync=on", "-c", "synchronous_commit=on"}
+)
+
 // The role, password and database compose.yaml and `make run` use.
 const (
 	pgUser     = "ordermesh"
@@ -97,7 +106,9 @@ func ContainerInfra(t testing.TB) (Infra, bool) {
 		{
 			name: "redis", image: images.Redis, port: "6379/tcp",
 			run: func() (testcontainers.Container, error) {
-				return tcredis.Run(ctx, images.Redis, logger, labels, loopbackPorts("6379/tcp"))
+				return tcredis.Run(ctx, images.Redis, logger, labels, loopbackPorts("6379/tcp"),
+					// Durable as compose and `make run` run it (redisCommand).
+					testcontainers.WithCmd(redisCommand...))
 			},
 			address: func(hp string) string { return hp },
 		},
@@ -106,6 +117,9 @@ func ContainerInfra(t testing.TB) (Infra, bool) {
 			run: func() (testcontainers.Container, error) {
 				return tcpostgres.Run(ctx, images.Postgres, logger, labels, loopbackPorts("5432/tcp"),
 					tcpostgres.WithUsername(pgUser), tcpostgres.WithPassword(pgPassword), tcpostgres.WithDatabase(pgDatabase),
+					// The module's default command turns fsync off; the
+					// system's promises need a commit to survive a crash.
+					testcontainers.WithCmd(postgresCommand...),
 					// Over TCP: while the official image initialises, its
 					// server listens on the Unix socket only.
 					testcontainers.WithWaitStrategy(
@@ -169,7 +183,7 @@ func ContainerInfra(t testing.TB) (Infra, bool) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatalf("harness: start containers: %v", err)
 	}
-	return Infra{Redis: addrs[0], Postgres: addrs[1], RabbitMQ: addrs[2]}, true
+	return Infra{Redis: addrs[0], Postgres: addrs[1], RabbitMQ: addrs[2], OwnBroker: true}, true
 }
 
 var errNoDocker = errors.New("no Docker daemon answers")

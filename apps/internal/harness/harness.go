@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,13 @@ type Infra struct {
 	Redis    string // ORDERMESH_REDIS, host:port
 	Postgres string // ORDERMESH_POSTGRES, a libpq connection string
 	RabbitMQ string // ORDERMESH_RABBITMQ, an AMQP URL
+	// RabbitMQNode is the broker's Erlang node name for rabbitmqctl, which
+	// creates each system's virtual host (ORDERMESH_RABBITMQ_NODE; empty:
+	// rabbitmqctl's default, the local rabbit@host).
+	RabbitMQNode string
+	// OwnBroker says the broker serves this system alone (a container of its
+	// own): it needs no virtual host to keep other systems out.
+	OwnBroker bool
 }
 
 // infraFromEnv reports whether the environment names any of the servers.
@@ -53,6 +61,9 @@ func (in Infra) withDefaults() Infra {
 		Redis:    def(in.Redis, "ORDERMESH_REDIS", "localhost:6379"),
 		Postgres: def(in.Postgres, "ORDERMESH_POSTGRES", "host=localhost port=5432 user=ordermesh password=ordermesh dbname=ordermesh sslmode=disable"),
 		RabbitMQ: def(in.RabbitMQ, "ORDERMESH_RABBITMQ", "amqp://guest:guest@localhost:5672"),
+
+		RabbitMQNode: def(in.RabbitMQNode, "ORDERMESH_RABBITMQ_NODE", ""),
+		OwnBroker:    in.OwnBroker,
 	}
 }
 
@@ -74,6 +85,10 @@ type Options struct {
 	// every replica) and its own sidecar, so a test can count the requests that reach the
 	// app and take it off the network (App.Counter).
 	CountApps []string
+	// Later names apps (by plain name) Start leaves unstarted, as on a
+	// first deployment where a subscriber comes up after the publishers; the
+	// test starts them (App.StartSidecar, App.StartApp, App.WaitReady).
+	Later []string
 	// Insecure runs without Sentry, mTLS, access policies and API tokens,
 	// as `make run MTLS=off` does.
 	Insecure bool
@@ -105,6 +120,10 @@ type System struct {
 	Postgres *Proxy
 	Redis    *Proxy
 
+	// Vhost is the system's RabbitMQ virtual host ("" on Redis Streams or
+	// a broker of its own).
+	Vhost string
+
 	redisDB int // the Redis database of this system
 	// callerReplica is the replica whose Configuration is being written.
 	callerReplica int
@@ -129,12 +148,18 @@ func Start(t testing.TB, opts Options) *System {
 		s.Sentry = StartSentry(t, filepath.Join(s.dir, "sentry"), s.ConfigPath(), s.track)
 	}
 	for _, name := range Apps {
+		if slices.Contains(opts.Later, name) {
+			continue
+		}
 		for _, a := range s.reps[name] {
 			a.StartSidecar()
 			a.StartApp()
 		}
 	}
 	for _, name := range Apps {
+		if slices.Contains(opts.Later, name) {
+			continue
+		}
 		for _, a := range s.reps[name] {
 			a.WaitReady()
 		}
@@ -171,6 +196,9 @@ func Prepare(t testing.TB, opts Options) *System {
 		bins:   appBinaries(t),
 		client: &http.Client{Timeout: 10 * time.Second},
 	}
+	// The broker's virtual host is removed after the processes stop
+	// (cleanups run last-registered first).
+	s.isolateBroker()
 	t.Cleanup(s.stopAll)
 
 	for _, name := range Apps {
@@ -213,6 +241,7 @@ func Prepare(t testing.TB, opts Options) *System {
 	if err := s.writeResources(); err != nil {
 		t.Fatalf("harness: write resources: %v", err)
 	}
+	s.declareTopology()
 	return s
 }
 

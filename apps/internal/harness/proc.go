@@ -28,7 +28,9 @@ type Proc struct {
 	stopped bool
 }
 
-func startProc(name, kind, bin string, args, env []string, logDir string) (*Proc, error) {
+// startProc starts bin; setup may change the command before it starts (the
+// user it runs as, its folder).
+func startProc(name, kind, bin string, args, env []string, logDir string, setup ...func(*exec.Cmd)) (*Proc, error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -43,6 +45,9 @@ func startProc(name, kind, bin string, args, env []string, logDir string) (*Proc
 	// Own process group: a signal to the test binary's group does not reach
 	// it, and Stop can take down anything it spawned.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	for _, f := range setup {
+		f(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err

@@ -1,0 +1,54 @@
+package topology
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os/exec"
+	"strings"
+)
+
+// Rabbitmqctl manages virtual hosts with RabbitMQ's own CLI, which needs no
+// management plugin: it talks to the node over Erlang distribution, so it
+// works on the machine running the broker, as root or as the broker's user
+// (Debian's wrapper switches to it to read the cookie).
+type Rabbitmqctl struct {
+	// Node is the Erlang node name (rabbit@host by default: empty).
+	Node string
+}
+
+func (r Rabbitmqctl) run(ctx context.Context, args ...string) error {
+	if r.Node != "" {
+		args = append([]string{"-n", r.Node}, args...)
+	}
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", append(args, "--quiet")...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("rabbitmqctl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// AddVhost creates a virtual host and lets user do everything in it.
+func (r Rabbitmqctl) AddVhost(ctx context.Context, vhost, user string) error {
+	if err := r.run(ctx, "add_vhost", vhost); err != nil {
+		return err
+	}
+	return r.run(ctx, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+}
+
+// DeleteVhost removes a virtual host with every exchange, queue and message
+// in it.
+func (r Rabbitmqctl) DeleteVhost(ctx context.Context, vhost string) error {
+	return r.run(ctx, "delete_vhost", vhost)
+}
+
+// WithVhost returns the AMQP URL amqpURL pointing at vhost, and its user.
+func WithVhost(amqpURL, vhost string) (string, string, error) {
+	u, err := url.Parse(amqpURL)
+	if err != nil {
+		return "", "", fmt.Errorf("parse %q: %w", amqpURL, err)
+	}
+	u.Path = "/" + vhost
+	u.RawPath = "/" + url.PathEscape(vhost)
+	return u.String(), u.User.Username(), nil
+}
