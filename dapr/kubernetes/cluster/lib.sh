@@ -35,10 +35,12 @@ export KUBECONFIG=$state/admin.kubeconfig
 export PATH=$bin:$PATH
 ctr_cmd() { ctr -a "$state/containerd/containerd.sock" -n k8s.io "$@"; }
 
-k8s_start=${k8s_start:-$SECONDS}
-# say MESSAGE: a progress line with the time since the script started.
-say() { printf 'k8s [%4ds] %s\n' "$((SECONDS - k8s_start))" "$*"; }
-die() { printf 'k8s [%4ds] error: %s\n' "$((SECONDS - k8s_start))" "$*" >&2; exit 1; }
+# The time the outermost script started: scripts it runs count from it too.
+export K8S_T0=${K8S_T0:-$(date +%s)}
+elapsed() { echo $(($(date +%s) - K8S_T0)); }
+# say MESSAGE: a progress line with the time since the outermost script started.
+say() { printf 'k8s [%4ds] %s\n' "$(elapsed)" "$*"; }
+die() { printf 'k8s [%4ds] error: %s\n' "$(elapsed)" "$*" >&2; exit 1; }
 
 # step NAME COMMAND...: runs a step and says how long it took.
 step() {

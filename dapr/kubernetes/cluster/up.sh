@@ -124,6 +124,8 @@ state = "$state/containerd/state"
     bin_dir = "/usr/lib/cni"
     conf_dir = "$state/cni/net.d"
 T
+	# firewall: accepts the pods' forwarded traffic even when the FORWARD
+	# policy is DROP (as dockerd leaves it).
 	cat >"$state/cni/net.d/10-bridge.conflist" <<T
 {
   "cniVersion": "1.0.0",
@@ -132,6 +134,7 @@ T
     {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
      "ipam": {"type": "host-local", "ranges": [[{"subnet": "$pod_cidr"}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": "$state/cni/ipam"}},
     {"type": "portmap", "capabilities": {"portMappings": true}},
+    {"type": "firewall", "backend": "iptables"},
     {"type": "loopback"}
   ]
 }

@@ -32,12 +32,13 @@ import (
 func TestCluster(t *testing.T) {
 	c := newCluster(t)
 	waitForPortsFree(t, 3500, 8080)
+	linksBefore := links(t)
 	t.Cleanup(func() {
 		pids := c.pidFiles()
 		start := time.Now()
 		assert.NoError(t, c.script(10*time.Minute, "down.sh"))
 		t.Logf("cluster down in %s", time.Since(start).Round(time.Second))
-		assertNothingLeft(t, c.state, pids)
+		assertNothingLeft(t, c.state, pids, linksBefore)
 	})
 	start := time.Now()
 	require.NoError(t, c.script(30*time.Minute, "up.sh", "redis"))
@@ -338,7 +339,9 @@ func podKills(t *testing.T, c *cluster, gw *gatewayClient) {
 	for i, app := range []string{"orders", "products", "payments"} {
 		at := start.Add(duration * time.Duration(i+1) / 5)
 		time.Sleep(time.Until(at))
-		victim := c.appPods(app)[0]
+		pods := c.appPods(app)
+		require.NotEmpty(t, pods, "%s: a ready pod to kill", app)
+		victim := pods[0]
 		c.mustKubectl("delete", "pod", victim.Name, "--grace-period=0", "--force")
 		t.Logf("force-deleted %s at %s", victim.Name, time.Since(start).Round(time.Second))
 		windows = append(windows, window{Name: "15s after killing a " + app + " pod", From: at, To: at.Add(15 * time.Second)})

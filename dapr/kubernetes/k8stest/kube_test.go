@@ -220,11 +220,24 @@ func (c *cluster) pidFiles() map[string]string {
 	return out
 }
 
+// links are the names of this machine's network links.
+func links(t *testing.T) map[string]bool {
+	t.Helper()
+	ifaces, err := net.Interfaces()
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, i := range ifaces {
+		out[i.Name] = true
+	}
+	return out
+}
+
 // assertNothingLeft checks what `make k8s-down` promises: none of the
 // cluster's processes (given by their pids) runs, nothing is mounted under
-// its state folder or in /run/netns, the links cni0 and k8sbr0 and the pods'
-// veths are gone, and no KUBE-* or CNI-* iptables chain is left.
-func assertNothingLeft(t *testing.T, state string, pids map[string]string) {
+// its state folder or in /run/netns, no network link exists that did not
+// before the cluster (cni0, k8sbr0, the pods' veths), and no KUBE-* or CNI-*
+// iptables chain is left.
+func assertNothingLeft(t *testing.T, state string, pids map[string]string, linksBefore map[string]bool) {
 	t.Helper()
 	for name, pid := range pids {
 		_, err := os.Stat("/proc/" + pid)
@@ -238,11 +251,9 @@ func assertNothingLeft(t *testing.T, state string, pids map[string]string) {
 			t.Errorf("still mounted: %s", f[1])
 		}
 	}
-	ifaces, err := net.Interfaces()
-	require.NoError(t, err)
-	for _, i := range ifaces {
-		if i.Name == "cni0" || i.Name == "k8sbr0" || strings.HasPrefix(i.Name, "veth") {
-			t.Errorf("network link left: %s", i.Name)
+	for name := range links(t) {
+		if !linksBefore[name] {
+			t.Errorf("network link left: %s", name)
 		}
 	}
 	for _, ipt := range []string{"iptables", "ip6tables"} {
