@@ -150,3 +150,21 @@ fuzz:
 		fi; \
 		echo "fuzz: $$name in $$pkg failed"; exit 1; \
 	done
+
+.PHONY: k8s-toolchain k8s-up k8s-down k8s-test
+
+## k8s-toolchain: build Kubernetes, CoreDNS, Helm and Dapr's control plane for the local cluster (once, then cached by version)
+k8s-toolchain: daprd
+	@dapr/kubernetes/toolchain/build.sh all
+
+## k8s-up: boot a single-node Kubernetes here with Dapr's control plane and deploy ordermesh (PUBSUB=redis|rabbitmq); needs root
+k8s-up: k8s-toolchain
+	@dapr/kubernetes/cluster/up.sh $(PUBSUB)
+
+## k8s-down: stop that cluster; leaves no process, mount, network link or iptables chain
+k8s-down:
+	@dapr/kubernetes/cluster/down.sh
+
+## k8s-test: boot the cluster, test ordermesh on it (both overlays; pod kills and rolling restarts under load), tear it down
+k8s-test: k8s-toolchain
+	go test -count=1 -tags k8s -timeout 60m -v -run TestCluster ./dapr/kubernetes/k8stest/

@@ -20,6 +20,7 @@
 # are in .images/ (git-ignored).
 #
 # Usage: docker/build-images.sh [apps] [dapr] [servers]   (default: all three)
+#        docker/build-images.sh rootfs   (the servers' root file systems only, no Docker)
 # Environment: DAPR_BIN (the folder with the pinned daprd and sentry, default
 #   .dapr/bin), DEBIAN_MIRROR (default: the Debian mirror apt uses here),
 #   DEBIAN_SUITE (default bookworm).
@@ -190,12 +191,11 @@ rabbitmq_changes=(
 	'CMD ["rabbitmq-server"]'
 )
 
-build_server() {
+# server_key NAME MIRROR: the hash of everything the stand-in NAME is made from.
+server_key() {
 	local name=$1 mirror=$2
 	local -n packages=${name}_packages files=${name}_files changes=${name}_changes
-	local tag=ordermesh/$name:local
-	local key
-	key=$(
+	(
 		{
 			echo "recipe $recipe_version suite $suite mirror $mirror packages ${packages[*]}"
 			printf '%s\n' "${changes[@]}"
@@ -203,11 +203,16 @@ build_server() {
 			[ ${#files[@]} -eq 0 ] || sha256sum "${files[@]}" | awk '{print $1}'
 		} | sha256sum | awk '{print $1}'
 	)
-	if [ "$(label "$tag")" = "$key" ]; then
-		say "$tag is up to date"
-		return
-	fi
-	local rootfs=$work/rootfs/$name start=$SECONDS
+}
+
+# server_rootfs NAME MIRROR KEY: the stand-in's root file system in
+# .images/rootfs/NAME (made with debootstrap unless it was made from KEY).
+# No Docker needed: the Kubernetes cluster's images are made from it too
+# (dapr/kubernetes/cluster/images.sh).
+server_rootfs() {
+	local name=$1 mirror=$2 key=$3
+	local -n packages=${name}_packages
+	local rootfs=$work/rootfs/$name
 	if [ "$(cat "$rootfs.key" 2>/dev/null)" != "$key" ]; then
 		command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: apt-get install debootstrap)"
 		say "debootstrap: a minimal Debian $suite with ${packages[*]} into .images/rootfs/$name, from $mirror (about a minute; log: .images/rootfs/$name.log) ..."
@@ -226,6 +231,19 @@ build_server() {
 	else
 		say "reusing the root file system in .images/rootfs/$name"
 	fi
+}
+
+build_server() {
+	local name=$1 mirror=$2
+	local -n changes=${name}_changes
+	local tag=ordermesh/$name:local key
+	key=$(server_key "$name" "$mirror")
+	if [ "$(label "$tag")" = "$key" ]; then
+		say "$tag is up to date"
+		return
+	fi
+	local rootfs=$work/rootfs/$name start=$SECONDS
+	server_rootfs "$name" "$mirror" "$key"
 	local args=()
 	for c in "${changes[@]}" "LABEL ordermesh.inputs=$key"; do args+=(--change "$c"); done
 	say "importing $tag ($(du -sh "$rootfs" | cut -f1)) ..."
@@ -234,6 +252,15 @@ build_server() {
 	tar --numeric-owner -C "$rootfs" -c . | docker import "${args[@]}" - "$tag" >/dev/null
 	drop_replaced "$old" "$tag"
 	say "$tag built in $((SECONDS - start))s"
+}
+
+# The stand-ins' root file systems only (no Docker): `rootfs`.
+build_rootfs() {
+	local mirror name
+	mirror=$(debian_mirror)
+	for name in redis postgres rabbitmq; do
+		server_rootfs "$name" "$mirror" "$(server_key "$name" "$mirror")"
+	done
 }
 
 build_servers() {
@@ -260,8 +287,12 @@ EOF
 }
 
 [ $# -gt 0 ] || set -- apps dapr servers
-need_docker
 start=$SECONDS
+if [ "$*" = rootfs ]; then
+	build_rootfs
+	exit
+fi
+need_docker
 for what in "$@"; do
 	case "$what" in
 	apps) build_apps ;;

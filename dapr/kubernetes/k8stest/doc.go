@@ -1,0 +1,6 @@
+// Package k8stest holds the cluster tests (build tag k8s, `make k8s-test`):
+// they boot the single-node cluster of dapr/kubernetes/cluster, deploy
+// ordermesh with each overlay, check the guarantees that only replicas and a
+// real orchestrator can break (pod kills and rolling restarts under load),
+// and tear the cluster down, checking that nothing of it is left.
+package k8stest
