@@ -73,6 +73,9 @@ var (
 	// ErrUnchanged, returned by a change function of OrderStore.Change,
 	// means there is nothing to write.
 	ErrUnchanged = errors.New("unchanged")
+	// ErrNotWritten marks a failed write that surely changed nothing (it was
+	// never sent: the store did not answer a check just before).
+	ErrNotWritten = errors.New("not written")
 )
 
 // UserDirectory tells whether a user exists (ErrUnknownUser if not).
@@ -109,7 +112,8 @@ type ShipClaim struct {
 
 // OrderStore keeps orders. Create and Ship store an order together with its
 // event (the outbox): the event is published if and only if the write
-// commits.
+// commits. A failure wrapping ErrNotWritten surely wrote nothing; any other
+// may have committed.
 type OrderStore interface {
 	Create(ctx context.Context, o Order, ev Event) error
 	// Ship writes r, if the order still has etag, together with ev.
@@ -226,6 +230,9 @@ func (d *Desk) Place(ctx context.Context, in NewOrder) (Order, error) {
 	}
 	o.TotalCents = price * qty
 	if err := d.Orders.Create(ctx, o, eventFor(EventOrderCreated, o, o.CreatedAt)); err != nil {
+		if errors.Is(err, ErrNotWritten) {
+			return Order{}, d.release(ctx, o, err)
+		}
 		_, _, readErr := d.Orders.Order(context.WithoutCancel(ctx), o.ID)
 		switch {
 		case readErr == nil:
