@@ -6,8 +6,12 @@ import "time"
 const (
 	EventOrderCreated = "order_created"
 	EventOrderShipped = "order_shipped"
-	EventOrderPaid    = "order_paid"
 )
+
+// There is no order_paid event: payments' payment_completed already tells
+// every consumer an order was paid, and marking paid is a plain write, not
+// an outbox transaction (one less transaction that can fail and stage an
+// event; see Desk.Ship).
 
 // Event is the payload of every order event. It is published through the
 // transactional outbox together with the state change it describes, so there

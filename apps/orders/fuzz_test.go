@@ -20,19 +20,20 @@ import (
 // deskSnapshot is what the fakes behind a Desk hold.
 type deskSnapshot struct {
 	orders   map[string]Order
-	versions map[string]int
+	raw      map[string]string
 	events   int
 	products map[string]product
 	reserved map[string]reservation
 }
 
-func (f deskFakes) snapshot() deskSnapshot {
+func (f deskFakes) snapshot(t *testing.T) deskSnapshot {
+	t.Helper()
 	f.catalog.mu.Lock()
 	defer f.catalog.mu.Unlock()
 	return deskSnapshot{
-		orders:   maps.Clone(f.orders.orders),
-		versions: maps.Clone(f.orders.versions),
-		events:   len(f.orders.events),
+		orders:   f.orders.all(t),
+		raw:      f.orders.raw(),
+		events:   len(f.orders.events(t)),
 		products: maps.Clone(f.catalog.products),
 		reserved: maps.Clone(f.catalog.reserved),
 	}
@@ -89,14 +90,14 @@ func FuzzPlaceHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		d, fakes := newTestDesk(t)
 		h := routes(slog.New(slog.DiscardHandler), d, http.NotFoundHandler())
-		before := fakes.snapshot()
+		before := fakes.snapshot(t)
 
 		w := postTo(t, h, "/orders", body)
 
 		require.Contains(t, []int{http.StatusCreated, http.StatusBadRequest, http.StatusConflict, http.StatusUnprocessableEntity}, w.Code, w.Body.String())
 		require.Equal(t, "application/json", w.Header().Get("Content-Type"))
 		require.True(t, json.Valid(w.Body.Bytes()), "the body is JSON: %q", w.Body.String())
-		after := fakes.snapshot()
+		after := fakes.snapshot(t)
 		if w.Code != http.StatusCreated {
 			var e api.ErrorBody
 			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &e))
@@ -166,7 +167,7 @@ func FuzzPaymentEventHandler(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		h, fakes := newPaidDesk(t)
-		before := fakes.snapshot()
+		before := fakes.snapshot(t)
 
 		w := postTo(t, h, "/events/payments", body)
 
@@ -184,7 +185,7 @@ func FuzzPaymentEventHandler(f *testing.F) {
 		default:
 			require.Fail(t, "unknown status", "%q (HTTP %d) for body %q", status, w.Code, body)
 		}
-		after := fakes.snapshot()
+		after := fakes.snapshot(t)
 		assert.Equal(t, before.events, after.events, "marking paid announces nothing")
 		assert.Equal(t, before.products, after.products)
 		assert.Equal(t, before.reserved, after.reserved)

@@ -1,6 +1,10 @@
 // Command orders takes orders: it checks the user and the product through
 // their services, reserves stock, and stores the order in its own PostgreSQL
 // database (the Dapr state store `orderstore`).
+//
+// Test-only: ORDERMESH_EXIT_AT=<step> (faults.ExitAt) makes it exit at one of
+// the steps named Step* in orders.go, for the end-to-end tests that kill a
+// process between two steps of a write.
 package main
 
 import (
@@ -11,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/faults"
 	"github.com/ordermesh/ordermesh/apps/internal/health"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
@@ -25,6 +30,14 @@ func run(ctx context.Context, getenv func(string) string) error {
 	}
 	storeName := config.StringVar(getenv, "ORDER_STORE", "orderstore")
 	peers := config.LoadPeers(getenv)
+	placeDeadline, err := config.DurationVar(getenv, "ORDER_PLACE_DEADLINE", 20*time.Second)
+	if err != nil {
+		return err
+	}
+	shipLease, err := config.DurationVar(getenv, "SHIP_LEASE", 30*time.Second)
+	if err != nil {
+		return err
+	}
 	log := server.NewLogger(cfg.AppID, cfg.LogLevel)
 
 	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken, log)
@@ -42,6 +55,11 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Orders:  stateOrders{store},
 		Now:     func() time.Time { return time.Now().UTC() },
 		NewID:   uuid.NewString,
+		Log:     log,
+
+		PlaceDeadline: placeDeadline,
+		ShipLease:     shipLease,
+		Step:          faults.ExitAt(getenv, log),
 	}
 	ready := health.Ready(
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},

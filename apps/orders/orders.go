@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/keylock"
 )
 
 // Order statuses.
@@ -63,7 +65,17 @@ var (
 	ErrUnknownProduct    = errors.New("unknown product")
 	ErrInsufficientStock = errors.New("insufficient stock")
 	ErrNotFound          = errors.New("order not found")
-	ErrConflict          = errors.New("order changed concurrently")
+	// ErrConflict is a final refusal of a change (a second payment of one
+	// order); ErrBusy and ErrContended are passing: try again later.
+	ErrConflict  = errors.New("order changed concurrently")
+	ErrBusy      = errors.New("order is being shipped")
+	ErrContended = errors.New("order contended")
+	// ErrUnchanged, returned by a change function of OrderStore.Change,
+	// means there is nothing to write.
+	ErrUnchanged = errors.New("unchanged")
+	// ErrNotWritten marks a failed write that surely changed nothing (it was
+	// never sent: the store did not answer a check just before).
+	ErrNotWritten = errors.New("not written")
 )
 
 // UserDirectory tells whether a user exists (ErrUnknownUser if not).
@@ -71,25 +83,56 @@ type UserDirectory interface {
 	CheckUser(ctx context.Context, id string) error
 }
 
-// Catalog reserves products' stock for orders. Reserve answers the unit
-// price the reservation was made at; ErrUnknownProduct and
-// ErrInsufficientStock are its refusals. Reserve and Release are idempotent
-// per order id, and releasing what was never reserved does nothing.
+// Catalog holds products' stock for orders. Reserve answers the unit price
+// the stock was held at; ErrUnknownProduct and ErrInsufficientStock are its
+// refusals. Confirm makes a hold final once the order is stored; Release
+// gives it back. All three are idempotent per order id, and confirming or
+// releasing what is not held does nothing.
 type Catalog interface {
 	Reserve(ctx context.Context, productID, orderID string, quantity int64) (priceCents int64, err error)
+	Confirm(ctx context.Context, productID, orderID string) error
 	Release(ctx context.Context, productID, orderID string) error
 }
 
-// OrderStore keeps orders. Create and Update store the order and its event
-// atomically: the event is published if and only if the write commits.
-// Update fails with ErrConflict when the order no longer has etag.
+// orderRecord is an order as stored: the order and, while a ship is in
+// progress, the claim of the request shipping it.
+type orderRecord struct {
+	Order
+	ShipClaim *ShipClaim `json:"ship_claim,omitempty"`
+}
+
+// ShipClaim marks an order one ship request is shipping: the others answer
+// 409 instead of racing it into a failing outbox transaction, and payment
+// events wait. A claim older than the Desk's ShipLease belonged to a request
+// that died; the next ship takes it over.
+type ShipClaim struct {
+	Token string    `json:"token"`
+	At    time.Time `json:"at"`
+}
+
+// OrderStore keeps orders. Create and Ship store an order together with its
+// event (the outbox): the event is published if and only if the write
+// commits. A failure wrapping ErrNotWritten surely wrote nothing; any other
+// may have committed.
 type OrderStore interface {
 	Create(ctx context.Context, o Order, ev Event) error
-	Update(ctx context.Context, o Order, etag string, ev Event) error
-	// Save writes a change that publishes no event, if o still has etag.
-	Save(ctx context.Context, o Order, etag string) error
-	Order(ctx context.Context, id string) (Order, string, error)
+	// Ship writes r, if the order still has etag, together with ev.
+	Ship(ctx context.Context, r orderRecord, etag string, ev Event) error
+	// Order reads an order with its version (ETag); ErrNotFound if none.
+	Order(ctx context.Context, id string) (orderRecord, string, error)
+	// Change applies change to the order as stored, publishing nothing,
+	// re-reading and calling change again when another writer got there
+	// first. change answers ErrUnchanged for no write; ErrNotFound when
+	// there is no such order, ErrContended when too many writers raced.
+	Change(ctx context.Context, id string, change func(r *orderRecord) error) (orderRecord, error)
 }
+
+// Steps of Place and Ship, for faults.ExitAt.
+const (
+	StepPlaceReserved = "orders.place.reserved"
+	StepPlaceStored   = "orders.place.stored"
+	StepShipClaimed   = "orders.ship.claimed"
+)
 
 // Desk places and reads orders.
 type Desk struct {
@@ -98,15 +141,58 @@ type Desk struct {
 	Orders  OrderStore
 	Now     func() time.Time
 	NewID   func() string
+	Log     *slog.Logger
+	// PlaceDeadline bounds the time from the start of placing an order to
+	// writing it: past it the order is not stored and its stock released.
+	// products settles holds older than its HOLD_STALE_AFTER by asking
+	// whether the order exists, which is safe only because no order is
+	// stored that late. 0 means 20 s.
+	PlaceDeadline time.Duration
+	// ShipLease is how long a ship claim holds off others. 0 means 30 s.
+	ShipLease time.Duration
+	// Step is called after each step of a multi-step write (faults.ExitAt).
+	Step func(name string)
+
+	shipLocks keylock.Mutex
 }
 
-// Place checks the user and the product, reserves the stock and stores the
-// order. If the order cannot be stored, its reservation is released, so stock
-// is never held by an order that does not exist.
+func (d *Desk) step(name string) {
+	if d.Step != nil {
+		d.Step(name)
+	}
+}
+
+func (d *Desk) log() *slog.Logger {
+	if d.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return d.Log
+}
+
+func (d *Desk) placeDeadline() time.Duration {
+	if d.PlaceDeadline > 0 {
+		return d.PlaceDeadline
+	}
+	return 20 * time.Second
+}
+
+func (d *Desk) shipLease() time.Duration {
+	if d.ShipLease > 0 {
+		return d.ShipLease
+	}
+	return 30 * time.Second
+}
+
+// Place checks the user and the product, holds the stock, stores the order
+// with its event, and confirms the hold. An order that is not stored gives
+// its stock back; an outcome that is not known (an answer lost) is read back
+// first, never guessed: an order found stored is a success, and when even
+// the read fails the hold is left to products' repair, which asks orders.
 func (d *Desk) Place(ctx context.Context, in NewOrder) (Order, error) {
 	if err := in.validate(); err != nil {
 		return Order{}, err
 	}
+	start := d.Now()
 	if err := d.Users.CheckUser(ctx, in.UserID); err != nil {
 		if errors.Is(err, ErrUnknownUser) {
 			return Order{}, api.Errorf(api.CodeUnknownUser, "user %s does not exist", in.UserID)
@@ -120,7 +206,7 @@ func (d *Desk) Place(ctx context.Context, in NewOrder) (Order, error) {
 		ProductID: in.ProductID,
 		Quantity:  qty,
 		Status:    StatusCreated,
-		CreatedAt: d.Now(),
+		CreatedAt: start,
 	}
 	price, err := d.Catalog.Reserve(ctx, o.ProductID, o.ID, qty)
 	if err != nil {
@@ -133,21 +219,45 @@ func (d *Desk) Place(ctx context.Context, in NewOrder) (Order, error) {
 		case errors.As(err, &refusal):
 			return Order{}, refusal
 		}
-		// The reservation may have been made even though no answer came
-		// back (a timeout): release it, which is a no-op if it was not.
-		if relErr := d.Catalog.Release(context.WithoutCancel(ctx), o.ProductID, o.ID); relErr != nil {
-			return Order{}, errors.Join(err, relErr)
-		}
-		return Order{}, err
+		// The stock may have been held even though no answer came back (a
+		// timeout); the order is surely not stored: release, a no-op if
+		// nothing is held.
+		return Order{}, d.release(ctx, o, err)
+	}
+	d.step(StepPlaceReserved)
+	if took := d.Now().Sub(start); took > d.placeDeadline() {
+		return Order{}, d.release(ctx, o, fmt.Errorf("placing order %s took %s, past the %s deadline: %w", o.ID, took, d.placeDeadline(), api.ErrUnavailable))
 	}
 	o.TotalCents = price * qty
 	if err := d.Orders.Create(ctx, o, eventFor(EventOrderCreated, o, o.CreatedAt)); err != nil {
-		if relErr := d.Catalog.Release(context.WithoutCancel(ctx), o.ProductID, o.ID); relErr != nil {
-			return Order{}, errors.Join(err, relErr)
+		if errors.Is(err, ErrNotWritten) {
+			return Order{}, d.release(ctx, o, err)
 		}
-		return Order{}, err
+		_, _, readErr := d.Orders.Order(context.WithoutCancel(ctx), o.ID)
+		switch {
+		case readErr == nil:
+			d.log().WarnContext(ctx, "order stored although its write failed: the answer was lost", "order_id", o.ID, "err", err)
+		case errors.Is(readErr, ErrNotFound):
+			return Order{}, d.release(ctx, o, err)
+		default:
+			return Order{}, errors.Join(err, fmt.Errorf("read back order %s: %w", o.ID, readErr))
+		}
+	}
+	d.step(StepPlaceStored)
+	if err := d.Catalog.Confirm(context.WithoutCancel(ctx), o.ProductID, o.ID); err != nil {
+		// The order is stored; products' repair confirms the hold later.
+		d.log().WarnContext(ctx, "hold not confirmed; products will settle it", "order_id", o.ID, "product_id", o.ProductID, "err", err)
 	}
 	return o, nil
+}
+
+// release gives back the stock held for o, which is not stored, and returns
+// cause joined with the release's own failure, if any.
+func (d *Desk) release(ctx context.Context, o Order, cause error) error {
+	if err := d.Catalog.Release(context.WithoutCancel(ctx), o.ProductID, o.ID); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
 }
 
 // Order returns one order.
@@ -155,40 +265,70 @@ func (d *Desk) Order(ctx context.Context, id string) (Order, error) {
 	if !api.ValidID(id) {
 		return Order{}, api.Errorf(api.CodeNotFound, "order %q not found", id)
 	}
-	o, _, err := d.Orders.Order(ctx, id)
+	r, _, err := d.Orders.Order(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Order{}, api.Errorf(api.CodeNotFound, "order %q not found", id)
 	}
-	return o, err
+	return r.Order, err
 }
 
-// Ship moves a created order to shipped and publishes order_shipped. Of two
-// concurrent ships of one order, the ETag lets exactly one through.
+// Ship moves an order to shipped and publishes order_shipped. An order ships
+// whether or not it is paid (it may be paid on delivery; a payment recorded
+// later keeps it shipped).
+//
+// Racing ships must not race into the outbox: a failing outbox transaction
+// stages an event that daprd 1.18.2 (unpatched) retries in a busy loop
+// forever. So a ship first claims the order with a plain ETag-checked write,
+// which fails cheaply, and only the claim's winner writes the transaction,
+// from the version it claimed, which nothing else changes meanwhile (other
+// ships see the claim, payment events wait for it). Within one replica ships
+// of one order queue up before even trying.
 func (d *Desk) Ship(ctx context.Context, id string) (Order, error) {
 	if !api.ValidID(id) {
 		return Order{}, api.Errorf(api.CodeNotFound, "order %q not found", id)
 	}
-	o, etag, err := d.Orders.Order(ctx, id)
-	if errors.Is(err, ErrNotFound) {
+	unlock := d.shipLocks.Lock(id)
+	defer unlock()
+	claim := ShipClaim{Token: d.NewID(), At: d.Now()}
+	_, err := d.Orders.Change(ctx, id, func(r *orderRecord) error {
+		switch {
+		case r.Status == StatusShipped:
+			return api.Errorf(api.CodeInvalidState, "order %s is already shipped", id)
+		case r.ShipClaim != nil && claim.At.Sub(r.ShipClaim.At) < d.shipLease():
+			return api.Errorf(api.CodeInvalidState, "order %s is being shipped by another request", id)
+		}
+		r.ShipClaim = &claim
+		return nil
+	})
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return Order{}, api.Errorf(api.CodeNotFound, "order %q not found", id)
+	case errors.Is(err, ErrContended):
+		return Order{}, api.Errorf(api.CodeInvalidState, "order %s is being changed by other requests; read it again", id)
+	case err != nil:
+		return Order{}, err
 	}
+	d.step(StepShipClaimed)
+	r, etag, err := d.Orders.Order(ctx, id)
 	if err != nil {
 		return Order{}, err
 	}
-	if o.Status == StatusShipped {
-		return Order{}, api.Errorf(api.CodeInvalidState, "order %s is already shipped", id)
+	if r.ShipClaim == nil || r.ShipClaim.Token != claim.Token {
+		return Order{}, api.Errorf(api.CodeInvalidState, "order %s was changed by another request; read it again", id)
 	}
-	// A paid order keeps its payment on record while it ships.
-	o.Status = StatusShipped
 	at := d.Now()
-	o.ShippedAt = &at
-	if err := d.Orders.Update(ctx, o, etag, eventFor(EventOrderShipped, o, at)); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return Order{}, api.Errorf(api.CodeInvalidState, "order %s was changed by another request; read it again", id)
-		}
-		return Order{}, err
+	if at.Sub(claim.At) > d.shipLease()/2 {
+		return Order{}, fmt.Errorf("shipping order %s: claim held %s, too close to its lease: %w", id, at.Sub(claim.At), api.ErrUnavailable)
 	}
-	return o, nil
+	r.Status, r.ShippedAt, r.ShipClaim = StatusShipped, &at, nil
+	if err := d.Orders.Ship(ctx, r, etag, eventFor(EventOrderShipped, r.Order, at)); err != nil {
+		// Read back: a lost answer of a committed write is a success.
+		now, _, readErr := d.Orders.Order(context.WithoutCancel(ctx), id)
+		if readErr != nil || now.Status != StatusShipped || now.ShippedAt == nil || !now.ShippedAt.Equal(at) {
+			return Order{}, err
+		}
+	}
+	return r.Order, nil
 }
 
 // PaymentCompleted is the event payments publishes on topic `payments`.
@@ -200,28 +340,27 @@ type PaymentCompleted struct {
 }
 
 // MarkPaid records a completed payment on its order: a created order becomes
-// paid. Redelivered events change nothing; an event naming another payment
-// for an order already paid is refused as a duplicate payment.
+// paid, a shipped one stays shipped. Redelivered events change nothing; an
+// event naming another payment for an order already paid is refused as a
+// duplicate payment (ErrConflict, final). While a ship holds the order it
+// answers ErrBusy, and after losing too many write races ErrContended: both
+// passing, so the event is delivered again, never dropped.
 func (d *Desk) MarkPaid(ctx context.Context, ev PaymentCompleted) error {
-	for attempt := 1; ; attempt++ {
-		o, etag, err := d.Orders.Order(ctx, ev.OrderID)
-		if err != nil {
-			return err
-		}
+	now := d.Now()
+	_, err := d.Orders.Change(ctx, ev.OrderID, func(r *orderRecord) error {
 		switch {
-		case o.PaymentID == ev.PaymentID:
-			return nil // this payment is on record already
-		case o.PaymentID != "":
-			return fmt.Errorf("order %s is paid by %s, not %s: %w", o.ID, o.PaymentID, ev.PaymentID, ErrConflict)
+		case r.PaymentID == ev.PaymentID:
+			return ErrUnchanged // this payment is on record already
+		case r.PaymentID != "":
+			return fmt.Errorf("order %s is paid by %s, not %s: %w", r.ID, r.PaymentID, ev.PaymentID, ErrConflict)
+		case r.ShipClaim != nil && now.Sub(r.ShipClaim.At) < d.shipLease():
+			return fmt.Errorf("order %s: %w", r.ID, ErrBusy)
 		}
-		at := d.Now()
-		o.PaymentID, o.PaidAt = ev.PaymentID, &at
-		if o.Status == StatusCreated {
-			o.Status = StatusPaid
+		r.PaymentID, r.PaidAt = ev.PaymentID, &now
+		if r.Status == StatusCreated {
+			r.Status = StatusPaid
 		}
-		err = d.Orders.Save(ctx, o, etag)
-		if !errors.Is(err, ErrConflict) || attempt == 5 {
-			return err
-		}
-	}
+		return nil
+	})
+	return err
 }

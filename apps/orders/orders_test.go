@@ -2,19 +2,25 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar/sidecartest"
 )
 
 // fakeUsers is a UserDirectory over a set of ids.
@@ -35,7 +41,7 @@ func (u *fakeUsers) CheckUser(_ context.Context, id string) error {
 	return nil
 }
 
-// reservation is one call of fakeCatalog.Reserve.
+// reservation is one call of fakeCatalog.
 type reservation struct {
 	productID, orderID string
 	quantity           int64
@@ -48,17 +54,21 @@ type product struct {
 	Stock      int64
 }
 
-// fakeCatalog is a Catalog over a map of products that records reservations
-// and releases; its stock moves like the real one's.
+// fakeCatalog is a Catalog over a map of products that records its calls;
+// its stock and holds move like the real ones'.
 type fakeCatalog struct {
 	mu         sync.Mutex
 	products   map[string]product
 	reserveErr error // returned by Reserve instead of reserving
 	releaseErr error // returned by Release after recording it
+	confirmErr error // returned by Confirm after recording it
 	reserved   map[string]reservation
+	confirmed  map[string]bool
 	reserves   []reservation
 	releases   []reservation
+	confirms   []reservation
 	releaseCtx []error // ctx.Err() of each Release call
+	onReserve  func()  // runs after a successful Reserve
 }
 
 func (c *fakeCatalog) Reserve(_ context.Context, productID, orderID string, quantity int64) (int64, error) {
@@ -79,7 +89,23 @@ func (c *fakeCatalog) Reserve(_ context.Context, productID, orderID string, quan
 	p.Stock -= quantity
 	c.products[productID] = p
 	c.reserved[orderID] = r
+	if c.onReserve != nil {
+		c.onReserve()
+	}
 	return p.PriceCents, nil
+}
+
+func (c *fakeCatalog) Confirm(_ context.Context, productID, orderID string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.confirms = append(c.confirms, reservation{productID: productID, orderID: orderID})
+	if c.confirmErr != nil {
+		return c.confirmErr
+	}
+	if _, ok := c.reserved[orderID]; ok {
+		c.confirmed[orderID] = true
+	}
+	return nil
 }
 
 func (c *fakeCatalog) Release(ctx context.Context, productID, orderID string) error {
@@ -90,7 +116,7 @@ func (c *fakeCatalog) Release(ctx context.Context, productID, orderID string) er
 	if c.releaseErr != nil {
 		return c.releaseErr
 	}
-	if r, ok := c.reserved[orderID]; ok && r.productID == productID {
+	if r, ok := c.reserved[orderID]; ok && r.productID == productID && !c.confirmed[orderID] {
 		p := c.products[productID]
 		p.Stock += r.quantity
 		c.products[productID] = p
@@ -99,61 +125,69 @@ func (c *fakeCatalog) Release(ctx context.Context, productID, orderID string) er
 	return nil
 }
 
-// fakeOrders is an OrderStore over a map, with a version per order as its
-// ETag, and the events it would have published.
+// fakeOrders is the real OrderStore adapter (stateOrders) over a fake
+// sidecar with PostgreSQL's semantics and orderstore's outbox.
 type fakeOrders struct {
-	orders    map[string]Order
-	versions  map[string]int
-	events    []Event
-	createErr error
-	onCreate  func() // runs at the start of Create
-	onUpdate  func() // runs at the start of Update
+	stateOrders
+	fake *sidecartest.Sidecar
 }
 
-func (s *fakeOrders) Create(_ context.Context, o Order, ev Event) error {
-	if s.onCreate != nil {
-		s.onCreate()
-	}
-	if s.createErr != nil {
-		return s.createErr
-	}
-	if s.versions == nil {
-		s.versions = map[string]int{}
-	}
-	s.orders[o.ID] = o
-	s.versions[o.ID]++
-	s.events = append(s.events, ev)
-	return nil
+func newFakeOrders(t *testing.T) *fakeOrders {
+	t.Helper()
+	fake := sidecartest.Start(t, []sidecartest.StoreConfig{{Name: "orderstore", Flavor: sidecartest.FlavorPostgreSQL, Outbox: "orders"}})
+	client, err := sidecar.Connect(fake.Address, "", slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	return &fakeOrders{stateOrders: stateOrders{sidecar.NewStore(client, "orderstore")}, fake: fake}
 }
 
-func (s *fakeOrders) Update(_ context.Context, o Order, etag string, ev Event) error {
-	if s.onUpdate != nil {
-		s.onUpdate()
+// all returns every stored order by id.
+func (s *fakeOrders) all(t *testing.T) map[string]Order {
+	t.Helper()
+	out := map[string]Order{}
+	for _, k := range s.fake.Keys("orderstore") {
+		if !strings.HasPrefix(k, "order/") {
+			continue
+		}
+		data, _ := s.fake.Value("orderstore", k)
+		var r orderRecord
+		require.NoError(t, json.Unmarshal(data, &r))
+		out[r.ID] = r.Order
 	}
-	if strconv.Itoa(s.versions[o.ID]) != etag {
-		return ErrConflict
-	}
-	s.orders[o.ID] = o
-	s.versions[o.ID]++
-	s.events = append(s.events, ev)
-	return nil
+	return out
 }
 
-func (s *fakeOrders) Save(_ context.Context, o Order, etag string) error {
-	if strconv.Itoa(s.versions[o.ID]) != etag {
-		return ErrConflict
+// raw returns every stored key and value as stored.
+func (s *fakeOrders) raw() map[string]string {
+	out := map[string]string{}
+	for _, k := range s.fake.Keys("orderstore") {
+		v, _ := s.fake.Value("orderstore", k)
+		out[k] = string(v)
 	}
-	s.orders[o.ID] = o
-	s.versions[o.ID]++
-	return nil
+	return out
 }
 
-func (s *fakeOrders) Order(_ context.Context, id string) (Order, string, error) {
-	o, ok := s.orders[id]
-	if !ok {
-		return Order{}, "", ErrNotFound
+// events returns the events the outbox published.
+func (s *fakeOrders) events(t *testing.T) []Event {
+	t.Helper()
+	var out []Event
+	for _, e := range s.fake.Published() {
+		var ev Event
+		require.NoError(t, json.Unmarshal(e.Data, &ev))
+		out = append(out, ev)
 	}
-	return o, strconv.Itoa(s.versions[id]), nil
+	return out
+}
+
+// failTransactions makes every transaction fail with err, before it is
+// applied or, with afterApply, after (the answer lost).
+func (s *fakeOrders) failTransactions(err error, afterApply bool) {
+	s.fake.SetFault(func(c sidecartest.Call) sidecartest.Fault {
+		if c.Method == "ExecuteStateTransaction" {
+			return sidecartest.Fault{Err: err, AfterApply: afterApply}
+		}
+		return sidecartest.Fault{}
+	})
 }
 
 var testNow = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
@@ -162,28 +196,57 @@ type deskFakes struct {
 	users   *fakeUsers
 	catalog *fakeCatalog
 	orders  *fakeOrders
+	clock   *atomic.Pointer[time.Time]
+	steps   *[]string
 }
 
 // newTestDesk returns a Desk knowing user u-1 and product p-1 (1250 cents,
-// 10 in stock), whose next order id is o-1.
+// 10 in stock), whose next order id is o-1 (then o-2, ...).
 func newTestDesk(t *testing.T) (*Desk, deskFakes) {
 	t.Helper()
+	clock := &atomic.Pointer[time.Time]{}
+	now := testNow
+	clock.Store(&now)
 	f := deskFakes{
 		users: &fakeUsers{ids: map[string]bool{"u-1": true}},
 		catalog: &fakeCatalog{
-			products: map[string]product{"p-1": {ID: "p-1", PriceCents: 1250, Stock: 10}},
-			reserved: map[string]reservation{},
+			products:  map[string]product{"p-1": {ID: "p-1", PriceCents: 1250, Stock: 10}},
+			reserved:  map[string]reservation{},
+			confirmed: map[string]bool{},
 		},
-		orders: &fakeOrders{orders: map[string]Order{}},
+		orders: newFakeOrders(t),
+		clock:  clock,
+		steps:  &[]string{},
 	}
+	var n atomic.Int64
+	var mu sync.Mutex
 	d := &Desk{
 		Users:   f.users,
 		Catalog: f.catalog,
 		Orders:  f.orders,
-		Now:     func() time.Time { return testNow },
-		NewID:   func() string { return "o-1" },
+		Now:     func() time.Time { return *clock.Load() },
+		NewID:   func() string { return fmt.Sprintf("o-%d", n.Add(1)) },
+		Step: func(s string) {
+			mu.Lock()
+			defer mu.Unlock()
+			*f.steps = append(*f.steps, s)
+		},
 	}
 	return d, f
+}
+
+// advance moves the desk's clock on.
+func (f deskFakes) advance(d time.Duration) {
+	now := f.clock.Load().Add(d)
+	f.clock.Store(&now)
+}
+
+// place places one unit of p-1 for u-1.
+func place(t *testing.T, d *Desk) Order {
+	t.Helper()
+	o, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(1))})
+	require.NoError(t, err)
+	return o
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -242,7 +305,8 @@ func TestPlace(t *testing.T) {
 			require.NoError(t, err)
 			want := Order{ID: "o-1", UserID: "u-1", ProductID: "p-1", Quantity: tt.qty, TotalCents: tt.wantTotal, Status: StatusCreated, CreatedAt: testNow}
 			assert.Equal(t, want, o)
-			assert.Equal(t, want, f.orders.orders["o-1"], "the order is stored")
+			assert.Equal(t, want, f.orders.all(t)["o-1"], "the order is stored")
+			assert.Equal(t, []reservation{{productID: "p-1", orderID: "o-1"}}, f.catalog.confirms, "the hold is confirmed")
 			assert.Equal(t, []reservation{{"p-1", "o-1", tt.qty}}, f.catalog.reserves, "stock is reserved under the order's id")
 			assert.Empty(t, f.catalog.releases)
 		})
@@ -315,7 +379,7 @@ func TestPlaceRefusals(t *testing.T) {
 			e := apitest.RequireCode(t, err, tt.wantCode)
 			assert.Equal(t, tt.wantStatus, e.Code.Status())
 			assert.Equal(t, tt.wantReserve, len(f.catalog.reserves) > 0)
-			assert.Empty(t, f.orders.orders, "no order is stored")
+			assert.Empty(t, f.orders.all(t), "no order is stored")
 			assert.Empty(t, f.catalog.releases, "nothing was reserved, so nothing is released")
 		})
 	}
@@ -329,9 +393,12 @@ func TestPlaceDependencyUnavailable(t *testing.T) {
 		wantReleased bool
 	}{
 		{name: "users down", setup: func(f deskFakes) { f.users.err = down }},
-		// No answer from products: the reservation may exist, so it is released.
+		// No answer from products: stock may be held, so it is released.
 		{name: "products down on reserve", setup: func(f deskFakes) { f.catalog.reserveErr = down }, wantReleased: true},
-		{name: "order store down", setup: func(f deskFakes) { f.orders.createErr = down }, wantReleased: true},
+		// The transaction surely failed (the order is not there): release.
+		{name: "order store down", setup: func(f deskFakes) {
+			f.orders.failTransactions(status.Error(codes.Unavailable, "postgres down"), false)
+		}, wantReleased: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -343,7 +410,8 @@ func TestPlaceDependencyUnavailable(t *testing.T) {
 			require.ErrorIs(t, err, api.ErrUnavailable)
 			var e *api.Error
 			assert.False(t, errors.As(err, &e), "a dependency failure is not turned into a client error: %v", err)
-			assert.Empty(t, f.orders.orders)
+			assert.Empty(t, f.orders.all(t))
+			assert.Empty(t, f.orders.events(t), "no event for an order not stored")
 			if tt.wantReleased {
 				assert.Equal(t, []reservation{{productID: "p-1", orderID: "o-1"}}, f.catalog.releases)
 			}
@@ -352,30 +420,65 @@ func TestPlaceDependencyUnavailable(t *testing.T) {
 	}
 }
 
+// The order was stored but the answer was lost: reading back finds it, so
+// it is a success and the stock is not released.
+func TestPlaceReadsBackALostAnswer(t *testing.T) {
+	d, f := newTestDesk(t)
+	f.orders.failTransactions(status.Error(codes.DeadlineExceeded, "timeout"), true)
+
+	o, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](2)})
+
+	require.NoError(t, err)
+	assert.Equal(t, o, f.orders.all(t)[o.ID])
+	assert.Empty(t, f.catalog.releases, "the stock of a stored order stays sold")
+	assert.Equal(t, int64(8), f.catalog.products["p-1"].Stock)
+	assert.Len(t, f.orders.events(t), 1)
+	assert.Equal(t, []reservation{{productID: "p-1", orderID: o.ID}}, f.catalog.confirms)
+}
+
+// The write failed and the read-back fails too: nobody knows whether the
+// order is stored, so nothing is released; products' repair settles the hold
+// later by asking orders.
+func TestPlaceLeavesTheHoldWhenNothingIsKnown(t *testing.T) {
+	d, f := newTestDesk(t)
+	f.orders.fake.SetFault(func(c sidecartest.Call) sidecartest.Fault {
+		if c.Method == "ExecuteStateTransaction" || (c.Method == "GetState" && len(c.Keys) == 1 && strings.HasPrefix(c.Keys[0], "order/")) {
+			return sidecartest.Fault{Err: status.Error(codes.Unavailable, "postgres gone")}
+		}
+		return sidecartest.Fault{}
+	})
+
+	_, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](2)})
+
+	require.ErrorIs(t, err, api.ErrUnavailable)
+	assert.Empty(t, f.catalog.releases)
+	assert.Empty(t, f.catalog.confirms)
+}
+
 func TestPlaceReleasesWhenTheOrderCannotBeStored(t *testing.T) {
-	storeErr := errors.New("orderstore: constraint violation")
 	releaseErr := fmt.Errorf("DELETE products/p-1/reservations/o-1: %w", api.ErrUnavailable)
 	tests := []struct {
 		name       string
 		releaseErr error
-		wantIs     []error
 		wantStock  int64
 	}{
-		{name: "release succeeds", wantIs: []error{storeErr}, wantStock: 10},
-		{name: "release fails too", releaseErr: releaseErr, wantIs: []error{storeErr, releaseErr, api.ErrUnavailable}, wantStock: 8},
+		{name: "release succeeds", wantStock: 10},
+		// products' repair gives it back later
+		{name: "release fails too", releaseErr: releaseErr, wantStock: 8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, f := newTestDesk(t)
-			f.orders.createErr = storeErr
+			f.orders.failTransactions(status.Error(codes.Internal, "constraint violation"), false)
 			f.catalog.releaseErr = tt.releaseErr
 
 			_, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](2)})
 
-			for _, want := range tt.wantIs {
-				assert.ErrorIs(t, err, want)
+			require.Error(t, err)
+			if tt.releaseErr != nil {
+				assert.ErrorIs(t, err, tt.releaseErr)
 			}
-			assert.Equal(t, []reservation{{productID: "p-1", orderID: "o-1"}}, f.catalog.releases, "the reservation made for this order is released")
+			assert.Equal(t, []reservation{{productID: "p-1", orderID: "o-1"}}, f.catalog.releases, "the stock held for this order is released")
 			assert.Equal(t, tt.wantStock, f.catalog.products["p-1"].Stock)
 		})
 	}
@@ -385,22 +488,47 @@ func TestPlaceReleasesEvenWhenTheRequestIsCancelled(t *testing.T) {
 	d, f := newTestDesk(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
-	f.orders.onCreate = cancel
-	f.orders.createErr = context.Canceled
+	f.catalog.onReserve = cancel
 
 	_, err := d.Place(ctx, NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](2)})
 
-	require.ErrorIs(t, err, context.Canceled)
+	require.Error(t, err)
 	require.Len(t, f.catalog.releaseCtx, 1)
 	assert.NoError(t, f.catalog.releaseCtx[0], "the release must not inherit the cancellation")
 	assert.Equal(t, int64(10), f.catalog.products["p-1"].Stock)
 }
 
+// Past the deadline the order is not stored: products may already be
+// settling its hold as abandoned.
+func TestPlacePastTheDeadlineStoresNothing(t *testing.T) {
+	d, f := newTestDesk(t)
+	d.PlaceDeadline = time.Second
+	f.catalog.onReserve = func() { f.advance(2 * time.Second) }
+
+	_, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](2)})
+
+	require.ErrorIs(t, err, api.ErrUnavailable)
+	assert.Empty(t, f.orders.all(t))
+	assert.Equal(t, int64(10), f.catalog.products["p-1"].Stock)
+}
+
+// A failed confirmation does not fail the order: it is stored, and products'
+// repair confirms the hold.
+func TestPlaceConfirmFailureStillPlaces(t *testing.T) {
+	d, f := newTestDesk(t)
+	f.catalog.confirmErr = fmt.Errorf("products down: %w", api.ErrUnavailable)
+
+	o, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](2)})
+
+	require.NoError(t, err)
+	assert.Contains(t, f.orders.all(t), o.ID)
+	assert.Equal(t, []string{StepPlaceReserved, StepPlaceStored}, *f.steps)
+}
+
 func TestOrder(t *testing.T) {
 	d, f := newTestDesk(t)
-	placed, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](1)})
-	require.NoError(t, err)
-	require.Contains(t, f.orders.orders, placed.ID)
+	placed := place(t, d)
+	require.Contains(t, f.orders.all(t), placed.ID)
 
 	tests := []struct {
 		name     string
@@ -429,8 +557,9 @@ func TestPlacePublishesOrderCreated(t *testing.T) {
 	d, f := newTestDesk(t)
 	o, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(2))})
 	require.NoError(t, err)
-	require.Len(t, f.orders.events, 1, "one event per order")
-	ev := f.orders.events[0]
+	events := f.orders.events(t)
+	require.Len(t, events, 1, "one event per order")
+	ev := events[0]
 	assert.Equal(t, EventOrderCreated, ev.Type)
 	assert.Equal(t, o.ID, ev.OrderID)
 	assert.Equal(t, "u-1", ev.UserID)
@@ -441,53 +570,70 @@ func TestPlacePublishesOrderCreated(t *testing.T) {
 func TestShip(t *testing.T) {
 	tests := []struct {
 		name     string
-		setup    func(d *Desk, f deskFakes) string // returns the order id to ship
+		setup    func(t *testing.T, d *Desk, f deskFakes) string // returns the order id to ship
 		wantCode api.Code
 		events   int // order events after the ship
 	}{
 		{
-			name: "a created order ships",
-			setup: func(d *Desk, f deskFakes) string {
-				o, _ := d.Place(context.Background(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(1))})
+			name:   "a created (unpaid) order ships",
+			setup:  func(t *testing.T, d *Desk, f deskFakes) string { return place(t, d).ID },
+			events: 2,
+		},
+		{
+			name: "a paid order ships",
+			setup: func(t *testing.T, d *Desk, f deskFakes) string {
+				o := place(t, d)
+				require.NoError(t, d.MarkPaid(t.Context(), PaymentCompleted{PaymentID: "pay-1", OrderID: o.ID}))
 				return o.ID
 			},
 			events: 2,
 		},
 		{
 			name:     "unknown order",
-			setup:    func(*Desk, deskFakes) string { return "nope" },
+			setup:    func(*testing.T, *Desk, deskFakes) string { return "nope" },
 			wantCode: api.CodeNotFound,
 		},
 		{
 			name:     "invalid id",
-			setup:    func(*Desk, deskFakes) string { return "a/../b" },
+			setup:    func(*testing.T, *Desk, deskFakes) string { return "a/../b" },
 			wantCode: api.CodeNotFound,
 		},
 		{
 			name: "an order already shipped",
-			setup: func(d *Desk, f deskFakes) string {
-				o, _ := d.Place(context.Background(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(1))})
-				_, _ = d.Ship(context.Background(), o.ID)
+			setup: func(t *testing.T, d *Desk, f deskFakes) string {
+				o := place(t, d)
+				_, err := d.Ship(t.Context(), o.ID)
+				require.NoError(t, err)
 				return o.ID
 			},
 			wantCode: api.CodeInvalidState,
 			events:   2,
 		},
 		{
-			name: "the order changed between read and write",
-			setup: func(d *Desk, f deskFakes) string {
-				o, _ := d.Place(context.Background(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(1))})
-				f.orders.onUpdate = func() { f.orders.versions[o.ID]++ }
+			name: "an order another request is shipping",
+			setup: func(t *testing.T, d *Desk, f deskFakes) string {
+				o := place(t, d)
+				claimOnly(t, f, o.ID, testNow)
 				return o.ID
 			},
 			wantCode: api.CodeInvalidState,
 			events:   1,
 		},
+		{
+			name: "a claim left by a ship that died is taken over",
+			setup: func(t *testing.T, d *Desk, f deskFakes) string {
+				o := place(t, d)
+				claimOnly(t, f, o.ID, testNow)
+				f.advance(time.Minute)
+				return o.ID
+			},
+			events: 2,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, f := newTestDesk(t)
-			id := tt.setup(d, f)
+			id := tt.setup(t, d, f)
 			o, err := d.Ship(t.Context(), id)
 			if tt.wantCode != "" {
 				apitest.RequireCode(t, err, tt.wantCode)
@@ -495,30 +641,89 @@ func TestShip(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, StatusShipped, o.Status)
 				require.NotNil(t, o.ShippedAt)
-				last := f.orders.events[len(f.orders.events)-1]
+				events := f.orders.events(t)
+				last := events[len(events)-1]
 				assert.Equal(t, EventOrderShipped, last.Type)
-				assert.Equal(t, StatusShipped, f.orders.orders[id].Status)
+				assert.Equal(t, StatusShipped, f.orders.all(t)[id].Status)
+				r, _, err := f.orders.Order(t.Context(), id)
+				require.NoError(t, err)
+				assert.Nil(t, r.ShipClaim, "the claim goes with the ship")
 			}
-			assert.Len(t, f.orders.events, tt.events)
+			assert.Len(t, f.orders.events(t), tt.events)
 		})
 	}
 }
 
+// claimOnly leaves a ship claim on an order, as a ship that died after its
+// first step does.
+func claimOnly(t *testing.T, f deskFakes, id string, at time.Time) {
+	t.Helper()
+	_, err := f.orders.Change(t.Context(), id, func(r *orderRecord) error {
+		r.ShipClaim = &ShipClaim{Token: "dead", At: at}
+		return nil
+	})
+	require.NoError(t, err)
+}
+
+// Ships racing on two replicas (two Desks over one store): one 200, the
+// others 409, and exactly one outbox transaction, so no failed transaction
+// stages an event (which unpatched daprd would retry forever).
+func TestShipRacingOnTwoReplicasWritesOneTransaction(t *testing.T) {
+	d, f := newTestDesk(t)
+	o := place(t, d)
+	other := &Desk{Users: d.Users, Catalog: d.Catalog, Orders: d.Orders, Now: d.Now, NewID: d.NewID}
+	replicas := []*Desk{d, other}
+	transactions := f.orders.fake.Calls("ExecuteStateTransaction")
+
+	var ok, conflict atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			_, err := replicas[i%2].Ship(t.Context(), o.ID)
+			var e *api.Error
+			switch {
+			case err == nil:
+				ok.Add(1)
+			case errors.As(err, &e) && e.Code == api.CodeInvalidState:
+				conflict.Add(1)
+			default:
+				t.Errorf("unexpected: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+
+	assert.Equal(t, int64(1), ok.Load())
+	assert.Equal(t, int64(7), conflict.Load())
+	assert.Equal(t, 1, f.orders.fake.Calls("ExecuteStateTransaction")-transactions, "one transaction, which succeeded")
+	assert.Len(t, f.orders.events(t), 2)
+}
+
+func TestShipReadsBackALostAnswer(t *testing.T) {
+	d, f := newTestDesk(t)
+	o := place(t, d)
+	f.orders.failTransactions(status.Error(codes.DeadlineExceeded, "timeout"), true)
+
+	shipped, err := d.Ship(t.Context(), o.ID)
+
+	require.NoError(t, err)
+	assert.Equal(t, StatusShipped, shipped.Status)
+}
+
 func TestMarkPaid(t *testing.T) {
 	d, f := newTestDesk(t)
-	o, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr(int64(1))})
-	require.NoError(t, err)
+	o := place(t, d)
 	ev := PaymentCompleted{Type: "payment_completed", PaymentID: "pay-1", OrderID: o.ID, AmountCents: o.TotalCents}
 
 	require.NoError(t, d.MarkPaid(t.Context(), ev))
-	paid := f.orders.orders[o.ID]
+	paid := f.orders.all(t)[o.ID]
 	assert.Equal(t, StatusPaid, paid.Status)
 	assert.Equal(t, "pay-1", paid.PaymentID)
-	version := f.orders.versions[o.ID]
+	before := f.orders.raw()
 
 	require.NoError(t, d.MarkPaid(t.Context(), ev), "a redelivery is fine")
-	assert.Equal(t, version, f.orders.versions[o.ID], "and changes nothing")
-	assert.Len(t, f.orders.events, 1, "marking paid publishes no order event")
+	assert.Equal(t, before, f.orders.raw(), "and changes nothing")
+	assert.Len(t, f.orders.events(t), 1, "marking paid publishes no order event")
 
 	other := ev
 	other.PaymentID = "pay-2"
@@ -526,4 +731,71 @@ func TestMarkPaid(t *testing.T) {
 
 	ev.OrderID = "nope"
 	assert.ErrorIs(t, d.MarkPaid(t.Context(), ev), ErrNotFound)
+}
+
+// A shipped order paid later stays shipped and records its payment.
+func TestMarkPaidAfterShipKeepsShipped(t *testing.T) {
+	d, f := newTestDesk(t)
+	o := place(t, d)
+	_, err := d.Ship(t.Context(), o.ID)
+	require.NoError(t, err)
+
+	require.NoError(t, d.MarkPaid(t.Context(), PaymentCompleted{PaymentID: "pay-1", OrderID: o.ID}))
+
+	got := f.orders.all(t)[o.ID]
+	assert.Equal(t, StatusShipped, got.Status)
+	assert.Equal(t, "pay-1", got.PaymentID)
+}
+
+// While a ship holds the order, a payment waits (passing, redelivered); it
+// is never a final refusal.
+func TestMarkPaidWaitsForAShip(t *testing.T) {
+	d, f := newTestDesk(t)
+	o := place(t, d)
+	claimOnly(t, f, o.ID, testNow)
+
+	err := d.MarkPaid(t.Context(), PaymentCompleted{PaymentID: "pay-1", OrderID: o.ID})
+
+	assert.ErrorIs(t, err, ErrBusy)
+	assert.NotErrorIs(t, err, ErrConflict)
+}
+
+// Losing every ETag race is passing (ErrContended), never ErrConflict: the
+// event is delivered again and the order ends paid.
+func TestMarkPaidContendedIsPassing(t *testing.T) {
+	d, f := newTestDesk(t)
+	o := place(t, d)
+	n := 0
+	f.orders.fake.SetFault(func(c sidecartest.Call) sidecartest.Fault {
+		if c.Method == "SaveState" {
+			n++
+			return sidecartest.Fault{Err: status.Error(codes.Aborted, "etag mismatch")}
+		}
+		return sidecartest.Fault{}
+	})
+
+	err := d.MarkPaid(t.Context(), PaymentCompleted{PaymentID: "pay-1", OrderID: o.ID})
+
+	assert.ErrorIs(t, err, ErrContended)
+	assert.NotErrorIs(t, err, ErrConflict)
+	assert.Equal(t, sidecar.DefaultRetry.Attempts, n)
+}
+
+// With the store down before the write, the order surely is not stored: its
+// stock is released at once, without waiting for a read-back or the repair.
+func TestPlaceStoreDownReleasesAtOnce(t *testing.T) {
+	d, f := newTestDesk(t)
+	f.orders.fake.SetFault(func(c sidecartest.Call) sidecartest.Fault {
+		if c.Method != "PublishEvent" {
+			return sidecartest.Fault{Err: status.Error(codes.Unavailable, "postgres down")}
+		}
+		return sidecartest.Fault{}
+	})
+
+	_, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](2)})
+
+	require.ErrorIs(t, err, api.ErrUnavailable)
+	assert.Equal(t, []reservation{{productID: "p-1", orderID: "o-1"}}, f.catalog.releases)
+	assert.Equal(t, int64(10), f.catalog.products["p-1"].Stock)
+	assert.Zero(t, f.orders.fake.Calls("ExecuteStateTransaction"), "no transaction sent")
 }

@@ -48,6 +48,10 @@ func (p productsService) Reserve(ctx context.Context, productID, orderID string,
 	return answer.Reservation.PriceCents, nil
 }
 
+func (p productsService) Confirm(ctx context.Context, productID, orderID string) error {
+	return p.invoker.Call(ctx, p.appID, http.MethodPost, "internal/products/"+productID+"/reservations/"+orderID+"/confirm", nil, nil)
+}
+
 func (p productsService) Release(ctx context.Context, productID, orderID string) error {
 	return p.invoker.Call(ctx, p.appID, http.MethodDelete, "internal/products/"+productID+"/reservations/"+orderID, nil, nil)
 }

@@ -30,53 +30,51 @@ func (s stateOrders) storeAnswers(ctx context.Context) error {
 
 func (s stateOrders) Create(ctx context.Context, o Order, ev Event) error {
 	if err := s.storeAnswers(ctx); err != nil {
-		return err
+		return errors.Join(ErrNotWritten, err)
 	}
 	key := "order/" + o.ID
 	return s.store.Transact(ctx, nil,
-		sidecar.Op{Key: key, Value: o, Meta: jsonValue},
+		sidecar.Op{Key: key, Value: orderRecord{Order: o}, Meta: jsonValue},
 		sidecar.Op{Key: key, Value: ev, Meta: projection},
 	)
 }
 
-func (s stateOrders) Update(ctx context.Context, o Order, etag string, ev Event) error {
+func (s stateOrders) Ship(ctx context.Context, r orderRecord, etag string, ev Event) error {
 	if err := s.storeAnswers(ctx); err != nil {
-		return err
+		return errors.Join(ErrNotWritten, err)
 	}
-	key := "order/" + o.ID
-	err := s.store.Transact(ctx, nil,
-		sidecar.Op{Key: key, Value: o, ETag: etag, Meta: jsonValue},
+	key := "order/" + r.ID
+	return s.store.Transact(ctx, nil,
+		sidecar.Op{Key: key, Value: r, ETag: etag, Meta: jsonValue},
 		sidecar.Op{Key: key, Value: ev, ETag: etag, Meta: projection},
 	)
-	if err == nil {
-		return nil
-	}
-	// Inside a transaction an ETag mismatch comes back as an internal
-	// error: look whether the order moved on.
-	if _, now, getErr := s.Order(ctx, o.ID); getErr == nil && now != etag {
-		return errors.Join(ErrConflict, err)
-	}
-	return err
 }
 
-func (s stateOrders) Order(ctx context.Context, id string) (Order, string, error) {
-	it, found, err := s.store.Get(ctx, "order/"+id)
-	if err != nil {
-		return Order{}, "", err
+func (s stateOrders) Order(ctx context.Context, id string) (orderRecord, string, error) {
+	var r orderRecord
+	etag, err := s.store.Read(ctx, "order/"+id, &r)
+	if errors.Is(err, sidecar.ErrNotFound) {
+		return orderRecord{}, "", ErrNotFound
 	}
-	if !found {
-		return Order{}, "", ErrNotFound
-	}
-	var o Order
-	return o, it.ETag, it.Decode(&o)
+	return r, etag, err
 }
 
-// Save is a single ETag-checked write, outside any transaction, so the
-// outbox publishes nothing for it.
-func (s stateOrders) Save(ctx context.Context, o Order, etag string) error {
-	err := s.store.Update(ctx, "order/"+o.ID, o, etag)
-	if errors.Is(err, sidecar.ErrConflict) {
-		return errors.Join(ErrConflict, err)
+// Change is a read-modify-write of single ETag-checked writes, outside any
+// transaction, so the outbox publishes nothing for it and a lost race costs
+// a re-read, not a staged event.
+func (s stateOrders) Change(ctx context.Context, id string, change func(r *orderRecord) error) (orderRecord, error) {
+	r, err := sidecar.Modify(ctx, s.store, "order/"+id, func(r *orderRecord, found bool) error {
+		if !found {
+			return ErrNotFound
+		}
+		err := change(r)
+		if errors.Is(err, ErrUnchanged) {
+			return sidecar.ErrUnchanged
+		}
+		return err
+	})
+	if errors.Is(err, sidecar.ErrContended) {
+		return orderRecord{}, errors.Join(ErrContended, err)
 	}
-	return err
+	return r, err
 }

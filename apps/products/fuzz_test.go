@@ -19,42 +19,17 @@ import (
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 )
 
-// storeSnapshot is what a fakeStore holds, without the ETags: a refused
-// request may bump versions (a claim made and given back) but must leave
-// every value as it was.
-type storeSnapshot struct {
-	products     map[string]Product
-	index        []string
-	reservations map[string]Reservation
-}
-
-func (s *fakeStore) snapshot() storeSnapshot {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	snap := storeSnapshot{products: map[string]Product{}, reservations: map[string]Reservation{}}
-	for id, v := range s.products {
-		snap.products[id] = v.value
-	}
-	if s.index != nil {
-		snap.index = slices.Clone(s.index.value)
-	}
-	for id, v := range s.reserved {
-		snap.reservations[id] = v.value
-	}
-	return snap
-}
-
 // newFuzzCatalog returns the products routes over a catalogue holding p-1
-// (1250 cents, 10 in stock, of which order o-held reserved 2) and p-2 (out of
+// (1250 cents, 10 in stock, of which order o-held holds 2) and p-2 (out of
 // stock).
-func newFuzzCatalog(t *testing.T) (http.Handler, *fakeStore) {
+func newFuzzCatalog(t *testing.T) (http.Handler, *fixture) {
 	t.Helper()
-	c, store := newTestCatalog(t)
-	p1 := addProduct(t, c, "Mug", 1250, 10)
-	addProduct(t, c, "Plate", 800, 0)
-	_, _, err := c.Reserve(t.Context(), p1.ID, ReservationRequest{OrderID: "o-held", Quantity: ptr(int64(2))})
+	f := newFixture(t)
+	p1 := f.add(t, "Mug", 1250, 10)
+	f.add(t, "Plate", 800, 0)
+	_, _, err := f.catalog.Reserve(t.Context(), p1.ID, ReservationRequest{OrderID: "o-held", Quantity: ptr(int64(2))})
 	require.NoError(t, err)
-	return routes(slog.New(slog.DiscardHandler), c, http.NotFoundHandler()), store
+	return routes(slog.New(slog.DiscardHandler), f.catalog, http.NotFoundHandler()), f
 }
 
 // post sends a POST with body to target, which may be anything a client
@@ -127,14 +102,16 @@ func FuzzAddProductHandler(f *testing.F) {
 		f.Add([]byte(body))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		h, store := newFuzzCatalog(t)
-		before := store.snapshot()
+		h, fx := newFuzzCatalog(t)
+		before := fx.snapshot()
+		listedBefore, err := fx.catalog.List(t.Context(), "100", "")
+		require.NoError(t, err)
 
 		w := post(t, h, "/products", body)
 
 		requireJSONAnswer(t, w, "/products")
 		require.Contains(t, []int{http.StatusCreated, http.StatusBadRequest}, w.Code, w.Body.String())
-		after := store.snapshot()
+		after := fx.snapshot()
 		if w.Code != http.StatusCreated {
 			assert.Empty(t, w.Header().Get("Location"))
 			assert.Equal(t, before, after, "a refused product leaves the store as it was")
@@ -143,19 +120,26 @@ func FuzzAddProductHandler(f *testing.F) {
 		var p Product
 		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &p))
 		assert.Equal(t, "/products/"+p.ID, w.Header().Get("Location"))
-		assert.Equal(t, p, after.products[p.ID], "the stored product is the one answered")
-		assert.Equal(t, append(slices.Clone(before.index), p.ID), after.index)
-		assert.Equal(t, before.reservations, after.reservations)
+		assert.Equal(t, productRecord{Product: p}, fx.record(t, p.ID), "the stored product is the one answered")
+		listed, err := fx.catalog.List(t.Context(), "100", "")
+		require.NoError(t, err)
+		assert.Equal(t, append(slices.Clone(listedBefore.Items), p), listed.Items, "listed last")
+		for k, v := range before {
+			if k != catalogHeadKey && !strings.HasPrefix(k, "catalog/") {
+				assert.Equal(t, v, after[k], "%s unchanged", k)
+			}
+		}
 		assert.True(t, p.PriceCents >= 1 && p.PriceCents <= maxPriceCents, "price %d", p.PriceCents)
 		assert.True(t, p.Stock >= 0 && p.Stock <= maxStock, "stock %d", p.Stock)
 		assert.NotEmpty(t, strings.TrimSpace(p.Name))
 	})
 }
 
-// FuzzReserveHandler posts any body to POST /products/{id}/reservations with
-// any product id. The answer is never a 5xx and always JSON; a 4xx leaves the
-// store as it was; a 201 takes exactly the quantity answered from the
-// product's stock; a 200 (replay) changes nothing.
+// FuzzReserveHandler posts any body to POST /internal/products/{id}/reservations
+// with any product id. The answer is never a 5xx and always JSON; a refusal
+// leaves the store as it was; a new reservation takes exactly the quantity
+// answered from the product's stock, as a hold of that order; a replay
+// changes nothing.
 func FuzzReserveHandler(f *testing.F) {
 	seeds := []struct{ productID, body string }{
 		{"p-1", `{"order_id":"o-1","quantity":2}`},
@@ -195,34 +179,41 @@ func FuzzReserveHandler(f *testing.F) {
 		f.Add(s.productID, []byte(s.body))
 	}
 	f.Fuzz(func(t *testing.T, productID string, body []byte) {
-		target := "/products/" + productID + "/reservations"
+		target := "/internal/products/" + productID + "/reservations"
 		u, err := url.ParseRequestURI(target)
 		if err != nil || strings.ContainsAny(target, " \t\r\n") {
 			return // no server reads such a request line
 		}
-		h, store := newFuzzCatalog(t)
-		before := store.snapshot()
+		h, fx := newFuzzCatalog(t)
+		before := fx.snapshot()
+		stockBefore := map[string]int64{"p-1": fx.record(t, "p-1").Stock, "p-2": fx.record(t, "p-2").Stock}
 
 		w := post(t, h, target, body)
 
 		requireJSONAnswer(t, w, u.Path)
-		after := store.snapshot()
-		switch w.Code {
-		case http.StatusCreated:
-			var res Reservation
-			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &res))
-			assert.Equal(t, reservationReserved, res.Status)
-			require.Contains(t, before.products, res.ProductID)
-			assert.Equal(t, before.products[res.ProductID].Stock-res.Quantity, after.products[res.ProductID].Stock, "the stock taken is the quantity answered")
-			assert.GreaterOrEqual(t, after.products[res.ProductID].Stock, int64(0), "never oversold")
-			assert.NotContains(t, before.reservations, res.OrderID)
-			assert.Equal(t, res, after.reservations[res.OrderID])
-			assert.Len(t, after.reservations, len(before.reservations)+1)
-		case http.StatusOK:
-			assert.Equal(t, before, after, "a replay changes nothing")
-		default:
+		after := fx.snapshot()
+		assert.Equal(t, slices.Sorted(maps.Keys(before)), slices.Sorted(maps.Keys(after)), "no key comes or goes")
+		if w.Code != http.StatusOK {
 			assert.Equal(t, before, after, "a refused reservation leaves the store as it was")
+			return
 		}
-		assert.Equal(t, slices.Sorted(maps.Keys(before.products)), slices.Sorted(maps.Keys(after.products)), "no product comes or goes")
+		var ans api.InternalAnswer
+		require.NoError(t, json.Unmarshal(w.Body.Bytes(), &ans))
+		if ans.Refusal != nil {
+			assert.Equal(t, before, after, "a refused reservation leaves the store as it was")
+			return
+		}
+		var got ReservationAnswer
+		require.NoError(t, json.Unmarshal(ans.Result, &got))
+		res := got.Reservation
+		if got.Replayed {
+			assert.Equal(t, before, after, "a replay changes nothing")
+			return
+		}
+		assert.Equal(t, reservationReserved, res.Status)
+		rec := fx.record(t, res.ProductID)
+		assert.Equal(t, stockBefore[res.ProductID]-res.Quantity, rec.Stock, "the stock taken is the quantity answered")
+		assert.GreaterOrEqual(t, rec.Stock, int64(0), "never oversold")
+		assert.Equal(t, Hold{Quantity: res.Quantity, PriceCents: res.PriceCents, At: res.CreatedAt}, rec.Holds[res.OrderID])
 	})
 }

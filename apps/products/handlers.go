@@ -17,14 +17,18 @@ func routes(log *slog.Logger, c *Catalog, ready http.Handler) http.Handler {
 	r.HandleFunc("/products", h.add).Methods(http.MethodPost)
 	r.HandleFunc("/products", h.list).Methods(http.MethodGet)
 	r.HandleFunc("/products/{id}", h.get).Methods(http.MethodGet)
-	r.HandleFunc("/products/{id}/reservations", h.reserve).Methods(http.MethodPost)
-	r.HandleFunc("/products/{id}/reservations/{order_id}", h.release).Methods(http.MethodDelete)
-	// What orders calls: the same operations, answered the internal way
-	// (refusals in a 200, see api.InternalAnswer).
+	// Reservations are only for orders (dapr/config.yaml lets no one else
+	// call /internal/products), answered the internal way (refusals in a
+	// 200, see api.InternalAnswer).
 	r.HandleFunc("/internal/products/{id}/reservations", h.reserveInternal).Methods(http.MethodPost)
 	r.HandleFunc("/internal/products/{id}/reservations/{order_id}", h.releaseInternal).Methods(http.MethodDelete)
+	r.HandleFunc("/internal/products/{id}/reservations/{order_id}/confirm", h.confirmInternal).Methods(http.MethodPost)
 	return server.Handler(log, r)
 }
+
+// NextCursorHeader carries the cursor of the next page of a list; it is
+// absent on the last page. The body is the plain JSON list of the page.
+const NextCursorHeader = "Next-Cursor"
 
 type handlers struct {
 	log     *slog.Logger
@@ -47,12 +51,16 @@ func (h handlers) add(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) list(w http.ResponseWriter, r *http.Request) {
-	ps, err := h.catalog.List(r.Context())
+	q := r.URL.Query()
+	page, err := h.catalog.List(r.Context(), q.Get("limit"), q.Get("cursor"))
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, ps)
+	if page.Next != "" {
+		w.Header().Set(NextCursorHeader, page.Next)
+	}
+	api.WriteJSON(w, http.StatusOK, page.Items)
 }
 
 func (h handlers) get(w http.ResponseWriter, r *http.Request) {
@@ -62,33 +70,6 @@ func (h handlers) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, p)
-}
-
-func (h handlers) reserve(w http.ResponseWriter, r *http.Request) {
-	var in ReservationRequest
-	if err := api.Decode(w, r, &in); err != nil {
-		api.WriteError(w, r, h.log, err)
-		return
-	}
-	res, replayed, err := h.catalog.Reserve(r.Context(), mux.Vars(r)["id"], in)
-	if err != nil {
-		api.WriteError(w, r, h.log, err)
-		return
-	}
-	status := http.StatusCreated
-	if replayed {
-		status = http.StatusOK
-	}
-	api.WriteJSON(w, status, res)
-}
-
-func (h handlers) release(w http.ResponseWriter, r *http.Request) {
-	vars := mux.Vars(r)
-	if err := h.catalog.Release(r.Context(), vars["id"], vars["order_id"]); err != nil {
-		api.WriteError(w, r, h.log, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // ReservationAnswer is what an internal reservation returns: the reservation
@@ -116,4 +97,10 @@ func (h handlers) releaseInternal(w http.ResponseWriter, r *http.Request) {
 	vars := mux.Vars(r)
 	err := h.catalog.Release(r.Context(), vars["id"], vars["order_id"])
 	api.WriteInternal(w, r, h.log, map[string]bool{"released": err == nil}, err)
+}
+
+func (h handlers) confirmInternal(w http.ResponseWriter, r *http.Request) {
+	vars := mux.Vars(r)
+	err := h.catalog.Confirm(r.Context(), vars["id"], vars["order_id"])
+	api.WriteInternal(w, r, h.log, map[string]bool{"confirmed": err == nil}, err)
 }

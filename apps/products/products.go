@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/keylock"
 )
 
 // Product is an item for sale with the stock still available.
@@ -17,6 +19,14 @@ type Product struct {
 	PriceCents int64     `json:"price_cents"`
 	Stock      int64     `json:"stock"`
 	CreatedAt  time.Time `json:"created_at"`
+}
+
+// productRecord is a product as stored: the product and the stock it holds
+// for orders not yet confirmed (see Hold). Stock and holds change in one
+// write of one key, so no crash can take stock without recording for whom.
+type productRecord struct {
+	Product
+	Holds map[string]Hold `json:"holds,omitempty"`
 }
 
 // NewProduct is what a client sends to add a product. Pointers tell a missing
@@ -56,78 +66,133 @@ func (n NewProduct) validate() (NewProduct, error) {
 // ErrNotFound is returned by a ProductStore for an unknown key.
 var ErrNotFound = errors.New("not found")
 
-// ErrConflict is returned by a ProductStore when a write lost an
-// optimistic-concurrency race (the ETag changed, or the key already exists).
-var ErrConflict = errors.New("conflict")
+// ErrUnchanged, returned by a change function of ProductStore.ChangeProduct,
+// means there is nothing to write.
+var ErrUnchanged = errors.New("unchanged")
 
-// ProductStore keeps products, the catalogue index and reservations, each
-// read with a version (ETag) and written only if that version still holds.
+// ErrContended is returned by ProductStore.ChangeProduct when too many
+// writers changed the product at once for the change to get through.
+var ErrContended = errors.New("contended")
+
+// ProductStore keeps products and the catalogue.
 type ProductStore interface {
-	Product(ctx context.Context, id string) (Product, string, error)
-	InsertProduct(ctx context.Context, p Product) error
-	UpdateProduct(ctx context.Context, p Product, etag string) error
-	DeleteProduct(ctx context.Context, id string) error
-	Index(ctx context.Context) ([]string, string, error) // ids, etag ("" when there is no index yet)
-	SaveIndex(ctx context.Context, ids []string, etag string) error
-	Products(ctx context.Context, ids []string) ([]Product, error)
+	Product(ctx context.Context, id string) (productRecord, error)
+	InsertProduct(ctx context.Context, p productRecord) error
+	// ChangeProduct applies change to the product as stored, writing it
+	// back only if nobody changed it meanwhile (re-reading and calling
+	// change again otherwise). change answers ErrUnchanged for no write.
+	ChangeProduct(ctx context.Context, id string, change func(p *productRecord) error) (productRecord, error)
+	Products(ctx context.Context, ids []string) ([]productRecord, error)
 
-	Reservation(ctx context.Context, orderID string) (Reservation, string, error)
-	InsertReservation(ctx context.Context, r Reservation) error
-	DeleteReservation(ctx context.Context, orderID, etag string) error
+	// ClaimCatalogPosition takes the next free position of the catalogue;
+	// SetCatalogEntry writes a product id at a claimed position.
+	ClaimCatalogPosition(ctx context.Context) (int64, error)
+	SetCatalogEntry(ctx context.Context, pos int64, id string) error
+	// CatalogEntries reads up to limit positions from pos on: the ids
+	// found (positions claimed but never written are skipped), the
+	// position after the last one read, and whether there are more.
+	CatalogEntries(ctx context.Context, pos int64, limit int) (ids []string, next int64, more bool, err error)
 }
 
 // Catalog is the products service's domain: it adds and lists products and
-// moves stock in and out of reservations without ever overselling.
+// moves stock in and out of holds without ever overselling.
 type Catalog struct {
 	store ProductStore
 	now   func() time.Time
 	newID func() string
-	locks *keyedMutex
-	// attempts bounds the optimistic-concurrency retries of one write.
-	attempts int
-	// backoff is the pause before a retry, times the attempt number.
-	backoff time.Duration
+	locks keylock.Mutex
+	// step is called after each step of a multi-step write, for the tests
+	// that kill the process between two steps (faults.ExitAt).
+	step func(name string)
 }
 
 // NewCatalog returns a Catalog over store.
-func NewCatalog(store ProductStore, now func() time.Time, newID func() string) *Catalog {
-	return &Catalog{store: store, now: now, newID: newID, locks: newKeyedMutex(), attempts: 20, backoff: 2 * time.Millisecond}
+func NewCatalog(store ProductStore, now func() time.Time, newID func() string, step func(string)) *Catalog {
+	if step == nil {
+		step = func(string) {}
+	}
+	return &Catalog{store: store, now: now, newID: newID, step: step}
 }
 
-// Add stores a new product and lists it in the catalogue index. If the index
-// cannot be updated the product is removed again, so no product is half added.
+// Steps of Add, for faults.ExitAt.
+const (
+	StepCatalogPositionClaimed = "products.add.position-claimed"
+	StepCatalogEntryWritten    = "products.add.entry-written"
+)
+
+// Add stores a new product and lists it in the catalogue. The catalogue
+// entry is written first: a crash after it leaves an entry naming no
+// product, which listing skips; a product is never stored unlisted.
 func (c *Catalog) Add(ctx context.Context, in NewProduct) (Product, error) {
 	in, err := in.validate()
 	if err != nil {
 		return Product{}, err
 	}
 	p := Product{ID: c.newID(), Name: in.Name, PriceCents: *in.PriceCents, Stock: *in.Stock, CreatedAt: c.now()}
-	if err := c.store.InsertProduct(ctx, p); err != nil {
-		return Product{}, err
-	}
-	err = c.retryOnConflict(ctx, "catalogue index", func() error {
-		ids, etag, err := c.store.Index(ctx)
-		if err != nil {
-			return err
-		}
-		return c.store.SaveIndex(ctx, append(ids, p.ID), etag)
-	})
+	pos, err := c.store.ClaimCatalogPosition(ctx)
 	if err != nil {
-		if delErr := c.store.DeleteProduct(context.WithoutCancel(ctx), p.ID); delErr != nil {
-			return Product{}, errors.Join(err, delErr)
-		}
+		return Product{}, contended(err, "the catalogue")
+	}
+	c.step(StepCatalogPositionClaimed)
+	if err := c.store.SetCatalogEntry(ctx, pos, p.ID); err != nil {
+		return Product{}, contended(err, "the catalogue")
+	}
+	c.step(StepCatalogEntryWritten)
+	if err := c.store.InsertProduct(ctx, productRecord{Product: p}); err != nil {
 		return Product{}, err
 	}
 	return p, nil
 }
 
-// List returns every product in the order they were added.
-func (c *Catalog) List(ctx context.Context) ([]Product, error) {
-	ids, _, err := c.store.Index(ctx)
-	if err != nil {
-		return nil, err
+// Page is one page of a list: its items and the cursor of the next page
+// ("" on the last).
+type Page[T any] struct {
+	Items []T
+	Next  string
+}
+
+// Paging limits: a client asks for 1 to maxPageLimit products a page.
+const (
+	defaultPageLimit = 50
+	maxPageLimit     = 100
+)
+
+// List returns up to limit products from cursor on, in the order they were
+// added. limit "" means defaultPageLimit; cursor "" means the start, else
+// a cursor a previous page handed out.
+func (c *Catalog) List(ctx context.Context, limit, cursor string) (Page[Product], error) {
+	n := defaultPageLimit
+	if limit != "" {
+		v, err := strconv.Atoi(limit)
+		if err != nil || v < 1 || v > maxPageLimit {
+			return Page[Product]{}, api.Errorf(api.CodeInvalidRequest, "limit must be a whole number from 1 to %d", maxPageLimit)
+		}
+		n = v
 	}
-	return c.store.Products(ctx, ids)
+	var pos int64
+	if cursor != "" {
+		v, err := strconv.ParseInt(cursor, 10, 64)
+		if err != nil || v < 0 {
+			return Page[Product]{}, api.Errorf(api.CodeInvalidRequest, "cursor is not one this API handed out")
+		}
+		pos = v
+	}
+	ids, next, more, err := c.store.CatalogEntries(ctx, pos, n)
+	if err != nil {
+		return Page[Product]{}, err
+	}
+	recs, err := c.store.Products(ctx, ids)
+	if err != nil {
+		return Page[Product]{}, err
+	}
+	page := Page[Product]{Items: make([]Product, 0, len(recs))}
+	for _, r := range recs {
+		page.Items = append(page.Items, r.Product)
+	}
+	if more {
+		page.Next = strconv.FormatInt(next, 10)
+	}
+	return page, nil
 }
 
 // Get returns one product.
@@ -135,28 +200,17 @@ func (c *Catalog) Get(ctx context.Context, id string) (Product, error) {
 	if !api.ValidID(id) {
 		return Product{}, api.Errorf(api.CodeNotFound, "product %q not found", id)
 	}
-	p, _, err := c.store.Product(ctx, id)
+	r, err := c.store.Product(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Product{}, api.Errorf(api.CodeNotFound, "product %q not found", id)
 	}
-	return p, err
+	return r.Product, err
 }
 
-// retryOnConflict runs write until it succeeds, fails with something other
-// than ErrConflict, or has lost c.attempts races in a row.
-func (c *Catalog) retryOnConflict(ctx context.Context, what string, write func() error) error {
-	for attempt := 1; ; attempt++ {
-		err := write()
-		if !errors.Is(err, ErrConflict) {
-			return err
-		}
-		if attempt >= c.attempts {
-			return api.Errorf(api.CodeConflict, "%s is being changed by too many requests at once; try again", what)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Duration(attempt) * c.backoff):
-		}
+// contended turns a spent retry budget into a passing 409 for the client.
+func contended(err error, what string) error {
+	if errors.Is(err, ErrContended) {
+		return errors.Join(api.Errorf(api.CodeConflict, "%s is being changed by too many requests at once; try again", what), err)
 	}
+	return err
 }

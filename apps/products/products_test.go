@@ -1,8 +1,10 @@
 package main
 
 import (
-	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,27 +15,79 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+	"github.com/ordermesh/ordermesh/apps/internal/sidecar/sidecartest"
 )
 
 var testNow = time.Date(2026, 11, 26, 9, 30, 0, 0, time.UTC)
 
-// newTestCatalog returns a Catalog over a fresh fake store, with a fixed
-// clock, ids p-1, p-2, ... and retries that do not wait.
-func newTestCatalog(t *testing.T) (*Catalog, *fakeStore) {
-	t.Helper()
-	store := newFakeStore()
-	var n atomic.Int64
-	c := NewCatalog(store, func() time.Time { return testNow }, func() string { return fmt.Sprintf("p-%d", n.Add(1)) })
-	c.backoff = 0
-	return c, store
+// testClock is a settable clock shared by the catalogue under test.
+type testClock struct{ t atomic.Pointer[time.Time] }
+
+func newTestClock() *testClock {
+	c := &testClock{}
+	c.set(testNow)
+	return c
+}
+func (c *testClock) now() time.Time      { return *c.t.Load() }
+func (c *testClock) set(t time.Time)     { c.t.Store(&t) }
+func (c *testClock) add(d time.Duration) { c.set(c.now().Add(d)) }
+
+// fixture is a Catalog over the real adapter (stateCatalog) and a fake
+// sidecar with Redis's semantics, as products runs on statestore.
+type fixture struct {
+	catalog *Catalog
+	store   stateCatalog
+	fake    *sidecartest.Sidecar
+	clock   *testClock
+	steps   []string
 }
 
-// addProduct adds a product with the given stock and returns it.
-func addProduct(t *testing.T, c *Catalog, name string, price, stock int64) Product {
+// newFixture returns a fixture with ids p-1, p-2, ...
+func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	p, err := c.Add(t.Context(), NewProduct{Name: name, PriceCents: &price, Stock: &stock})
+	fake := sidecartest.Start(t, []sidecartest.StoreConfig{{Name: "statestore", Flavor: sidecartest.FlavorRedis}})
+	client, err := sidecar.Connect(fake.Address, "", slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(client.Close)
+	f := &fixture{store: stateCatalog{sidecar.NewStore(client, "statestore")}, fake: fake, clock: newTestClock()}
+	var n atomic.Int64
+	f.catalog = NewCatalog(f.store, f.clock.now, func() string { return fmt.Sprintf("p-%d", n.Add(1)) }, func(s string) { f.steps = append(f.steps, s) })
+	return f
+}
+
+// replica is a second Catalog over the same store, as another replica of
+// products is.
+func (f *fixture) replica() *Catalog {
+	return NewCatalog(f.store, f.clock.now, func() string { return "other" }, nil)
+}
+
+// add adds a product with the given stock and returns it.
+func (f *fixture) add(t *testing.T, name string, price, stock int64) Product {
+	t.Helper()
+	p, err := f.catalog.Add(t.Context(), NewProduct{Name: name, PriceCents: &price, Stock: &stock})
 	require.NoError(t, err)
 	return p
+}
+
+// record reads a product as stored.
+func (f *fixture) record(t *testing.T, id string) productRecord {
+	t.Helper()
+	data, ok := f.fake.Value("statestore", "product/"+id)
+	require.True(t, ok, "product %s stored", id)
+	var p productRecord
+	require.NoError(t, json.Unmarshal(data, &p))
+	return p
+}
+
+// snapshot is every key and value of the store.
+func (f *fixture) snapshot() map[string]string {
+	out := map[string]string{}
+	for _, k := range f.fake.Keys("statestore") {
+		v, _ := f.fake.Value("statestore", k)
+		out[k] = string(v)
+	}
+	return out
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -57,14 +111,13 @@ func TestAddValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, store := newTestCatalog(t)
+			f := newFixture(t)
 
-			_, err := c.Add(t.Context(), tt.in)
+			_, err := f.catalog.Add(t.Context(), tt.in)
 
 			e := apitest.RequireCode(t, err, api.CodeInvalidRequest)
 			assert.Contains(t, e.Message, tt.wantMessage)
-			assert.Zero(t, store.callCount("InsertProduct"))
-			assert.Zero(t, store.callCount("SaveIndex"))
+			assert.Empty(t, f.snapshot(), "nothing written")
 		})
 	}
 }
@@ -84,176 +137,140 @@ func TestAdd(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, store := newTestCatalog(t)
+			f := newFixture(t)
 
-			p, err := c.Add(t.Context(), tt.in)
+			p, err := f.catalog.Add(t.Context(), tt.in)
 
 			require.NoError(t, err)
 			tt.want.ID, tt.want.CreatedAt = "p-1", testNow
 			assert.Equal(t, tt.want, p)
-			got, err := c.Get(t.Context(), p.ID)
+			got, err := f.catalog.Get(t.Context(), p.ID)
 			require.NoError(t, err)
 			assert.Equal(t, p, got)
-			ids, _, err := store.Index(t.Context())
+			page, err := f.catalog.List(t.Context(), "", "")
 			require.NoError(t, err)
-			assert.Equal(t, []string{"p-1"}, ids, "the product is indexed")
+			assert.Equal(t, []Product{p}, page.Items, "the product is listed")
+			assert.Equal(t, []string{StepCatalogPositionClaimed, StepCatalogEntryWritten}, f.steps)
 		})
 	}
 }
 
-func TestAddIndexFailure(t *testing.T) {
-	tests := []struct {
-		name      string
-		method    string
-		failures  int
-		err       error
-		wantCode  api.Code // "" when the store's error comes back as is
-		wantIs    error
-		wantSaves int
-	}{
-		{name: "index unreadable", method: "Index", failures: 1, err: api.ErrUnavailable, wantIs: api.ErrUnavailable, wantSaves: 0},
-		{name: "index unwritable", method: "SaveIndex", failures: 1, err: api.ErrUnavailable, wantIs: api.ErrUnavailable, wantSaves: 1},
-		{name: "index contended past the attempts", method: "SaveIndex", failures: 3, err: ErrConflict, wantCode: api.CodeConflict, wantSaves: 3},
+// A process killed between the steps of Add leaves no product unlisted: the
+// catalogue entry comes first, and listing skips an entry without a product
+// (or a position without an entry).
+func TestAddInterruptedLeavesNoUnlistedProduct(t *testing.T) {
+	f := newFixture(t)
+	first := f.add(t, "First", 100, 1)
+	// Killed after claiming a position: nothing else written.
+	_, err := f.store.ClaimCatalogPosition(t.Context())
+	require.NoError(t, err)
+	// Killed after writing the entry: no product under it.
+	pos, err := f.store.ClaimCatalogPosition(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, f.store.SetCatalogEntry(t.Context(), pos, "p-never-stored"))
+	last := f.add(t, "Last", 100, 1)
+
+	page, err := f.catalog.List(t.Context(), "", "")
+
+	require.NoError(t, err)
+	assert.Equal(t, []Product{first, last}, page.Items)
+	assert.Empty(t, page.Next)
+}
+
+func TestListPages(t *testing.T) {
+	f := newFixture(t)
+	var all []Product
+	for i := range 2*catalogPageSize + 5 { // across catalogue pages
+		all = append(all, f.add(t, "Item "+strconv.Itoa(i), 100, 1))
+	}
+
+	var got []Product
+	cursor, pages := "", 0
+	for {
+		page, err := f.catalog.List(t.Context(), "20", cursor)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.Items), 20)
+		got = append(got, page.Items...)
+		pages++
+		if page.Next == "" {
+			break
+		}
+		cursor = page.Next
+		require.Less(t, pages, 100, "paging ends")
+	}
+
+	assert.Equal(t, all, got, "every product once, in the order added")
+	assert.Equal(t, 11, pages)
+	page, err := f.catalog.List(t.Context(), "", "")
+	require.NoError(t, err)
+	assert.Len(t, page.Items, defaultPageLimit)
+	assert.NotEmpty(t, page.Next)
+}
+
+func TestListRefusesBadPaging(t *testing.T) {
+	tests := []struct{ limit, cursor string }{
+		{"0", ""}, {"101", ""}, {"-1", ""}, {"x", ""}, {"1.5", ""},
+		{"", "x"}, {"", "-1"}, {"", "1e3"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, store := newTestCatalog(t)
-			c.attempts = 3
-			store.failNext(tt.method, tt.failures, tt.err)
-
-			_, err := c.Add(t.Context(), NewProduct{Name: "Mug", PriceCents: ptr[int64](100), Stock: ptr[int64](1)})
-
-			if tt.wantCode != "" {
-				apitest.RequireCode(t, err, tt.wantCode)
-			} else {
-				assert.ErrorIs(t, err, tt.wantIs)
-			}
-			assert.Equal(t, tt.wantSaves, store.callCount("SaveIndex"))
-			_, err = c.Get(t.Context(), "p-1")
-			apitest.RequireCode(t, err, api.CodeNotFound) // no half-added product
+		t.Run(tt.limit+"/"+tt.cursor, func(t *testing.T) {
+			f := newFixture(t)
+			_, err := f.catalog.List(t.Context(), tt.limit, tt.cursor)
+			apitest.RequireCode(t, err, api.CodeInvalidRequest)
 		})
 	}
-}
-
-func TestAddRetriesIndexConflicts(t *testing.T) {
-	c, store := newTestCatalog(t)
-	c.attempts = 3
-	first := addProduct(t, c, "Mug", 100, 1)
-	store.failNext("SaveIndex", 2, ErrConflict)
-
-	second, err := c.Add(t.Context(), NewProduct{Name: "Plate", PriceCents: ptr[int64](200), Stock: ptr[int64](2)})
-
-	require.NoError(t, err)
-	ids, _, err := store.Index(t.Context())
-	require.NoError(t, err)
-	assert.Equal(t, []string{first.ID, second.ID}, ids)
-}
-
-func TestList(t *testing.T) {
-	store := newFakeStore()
-	// Ids whose sort order is not the creation order.
-	ids := []string{"zz", "aa", "mm", "b1", "a2"}
-	var n atomic.Int64
-	c := NewCatalog(store, func() time.Time { return testNow }, func() string { return ids[n.Add(1)-1] })
-	c.backoff = 0
-
-	empty, err := c.List(t.Context())
-	require.NoError(t, err)
-	assert.Empty(t, empty, "an empty catalogue lists nothing")
-
-	var want []Product
-	for i := range ids {
-		want = append(want, addProduct(t, c, fmt.Sprintf("item %d", i), int64(100+i), int64(i)))
-	}
-
-	got, err := c.List(t.Context())
-
-	require.NoError(t, err)
-	assert.Equal(t, want, got)
 }
 
 func TestListStoreDown(t *testing.T) {
-	tests := []string{"Index", "Products"}
-	for _, method := range tests {
-		t.Run(method, func(t *testing.T) {
-			c, store := newTestCatalog(t)
-			addProduct(t, c, "Mug", 100, 1)
-			store.failNext(method, 1, api.ErrUnavailable)
+	f := newFixture(t)
+	f.add(t, "Mug", 100, 1)
+	f.fake.SetFault(func(sidecartest.Call) sidecartest.Fault {
+		return sidecartest.Fault{Err: fmt.Errorf("store down")}
+	})
 
-			_, err := c.List(t.Context())
+	_, err := f.catalog.List(t.Context(), "", "")
 
-			assert.ErrorIs(t, err, api.ErrUnavailable)
-		})
-	}
+	assert.ErrorIs(t, err, api.ErrUnavailable)
 }
 
 func TestGet(t *testing.T) {
-	c, store := newTestCatalog(t)
-	mug := addProduct(t, c, "Mug", 100, 1)
-
+	f := newFixture(t)
+	p := f.add(t, "Mug", 100, 1)
 	tests := []struct {
 		name     string
 		id       string
-		fail     error
 		wantCode api.Code
-		wantIs   error
 	}{
-		{name: "known", id: mug.ID},
-		{name: "unknown", id: "p-404", wantCode: api.CodeNotFound},
-		{name: "invalid id", id: "p/1", wantCode: api.CodeNotFound},
-		{name: "store down", id: mug.ID, fail: api.ErrUnavailable, wantIs: api.ErrUnavailable},
+		{"known", p.ID, ""},
+		{"unknown", "p-9", api.CodeNotFound},
+		{"invalid id", "p/1", api.CodeNotFound},
+		{"too long", strings.Repeat("p", 65), api.CodeNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.fail != nil {
-				store.failNext("Product", 1, tt.fail)
-			}
-
-			got, err := c.Get(t.Context(), tt.id)
-
-			switch {
-			case tt.wantCode != "":
+			got, err := f.catalog.Get(t.Context(), tt.id)
+			if tt.wantCode != "" {
 				apitest.RequireCode(t, err, tt.wantCode)
-			case tt.wantIs != nil:
-				assert.ErrorIs(t, err, tt.wantIs)
-			default:
-				require.NoError(t, err)
-				assert.Equal(t, mug, got)
+				return
 			}
+			require.NoError(t, err)
+			assert.Equal(t, p, got)
 		})
 	}
 }
 
-// The fake must behave like the real store for the tests above to mean
-// anything: this pins its ETag semantics.
-func TestFakeStoreETags(t *testing.T) {
-	ctx := context.Background()
-	s := newFakeStore()
-	require.NoError(t, s.InsertProduct(ctx, Product{ID: "p", Stock: 1}))
-	assert.ErrorIs(t, s.InsertProduct(ctx, Product{ID: "p"}), ErrConflict, "insert over an existing key")
-
-	p, etag, err := s.Product(ctx, "p")
+// The public product never shows the holds of orders.
+func TestProductJSONHidesHolds(t *testing.T) {
+	f := newFixture(t)
+	p := f.add(t, "Mug", 100, 3)
+	_, _, err := f.catalog.Reserve(t.Context(), p.ID, ReservationRequest{OrderID: "o-1", Quantity: ptr[int64](1)})
 	require.NoError(t, err)
-	p.Stock = 2
-	require.NoError(t, s.UpdateProduct(ctx, p, etag))
-	assert.ErrorIs(t, s.UpdateProduct(ctx, p, etag), ErrConflict, "update with a stale etag")
-	assert.ErrorIs(t, s.UpdateProduct(ctx, Product{ID: "missing"}, "1"), ErrConflict)
 
-	require.NoError(t, s.SaveIndex(ctx, []string{"p"}, ""))
-	assert.ErrorIs(t, s.SaveIndex(ctx, []string{"q"}, ""), ErrConflict, "a second first index")
-
-	require.NoError(t, s.InsertReservation(ctx, Reservation{OrderID: "o"}))
-	_, retag, err := s.Reservation(ctx, "o")
+	got, err := f.catalog.Get(t.Context(), p.ID)
 	require.NoError(t, err)
-	require.NoError(t, s.UpdateReservation(ctx, Reservation{OrderID: "o", Status: reservationReserved}, retag))
-	assert.ErrorIs(t, s.DeleteReservation(ctx, "o", retag), ErrConflict, "delete with a stale etag")
-	require.NoError(t, s.DeleteReservation(ctx, "o", ""))
-	assert.ErrorIs(t, s.DeleteReservation(ctx, "o", retag), ErrConflict, "conditional delete of a deleted key")
-	assert.NoError(t, s.DeleteReservation(ctx, "o", ""), "unconditional deletes are idempotent")
+	data, err := json.Marshal(got)
+	require.NoError(t, err)
 
-	s.failNext("Product", 1, api.ErrUnavailable)
-	_, _, err = s.Product(ctx, "p")
-	assert.ErrorIs(t, err, api.ErrUnavailable)
-	_, _, err = s.Product(ctx, "p")
-	assert.NoError(t, err, "a fault fires only as often as asked")
+	assert.NotContains(t, string(data), "o-1")
+	assert.NotContains(t, string(data), "holds")
 }

@@ -3,21 +3,29 @@ package main
 import (
 	"context"
 	"errors"
-	"sync"
+	"maps"
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 )
 
-// Reservation is stock set aside for one order. There is at most one per
-// order id, which makes reserving idempotent: a retried reservation of an
-// order finds the first one instead of taking stock twice.
-type Reservation struct {
-	OrderID   string `json:"order_id"`
-	ProductID string `json:"product_id"`
-	Quantity  int64  `json:"quantity"`
-	// PriceCents is the unit price when the stock was reserved; orders
+// Hold is stock a product holds for one order that orders has neither
+// confirmed (the order is stored) nor released. It lives inside the product's
+// own record, written in the same write as the stock it took, so taking
+// stock and recording for whom are one atomic step.
+type Hold struct {
+	Quantity int64 `json:"quantity"`
+	// PriceCents is the unit price when the stock was held; orders
 	// computes the order's total from it.
+	PriceCents int64     `json:"price_cents"`
+	At         time.Time `json:"at"`
+}
+
+// Reservation is what Reserve answers: the hold of one order.
+type Reservation struct {
+	OrderID    string    `json:"order_id"`
+	ProductID  string    `json:"product_id"`
+	Quantity   int64     `json:"quantity"`
 	PriceCents int64     `json:"price_cents"`
 	Status     string    `json:"status"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -34,6 +42,11 @@ type ReservationRequest struct {
 
 const maxQuantity = 10_000
 
+// maxHolds bounds the holds one product record carries (and so its size):
+// orders confirm or release theirs within a request, so this many at once
+// means trouble, and more orders of the product wait (409, passing).
+const maxHolds = 1000
+
 func (r ReservationRequest) validate() error {
 	switch {
 	case r.OrderID == "":
@@ -48,10 +61,11 @@ func (r ReservationRequest) validate() error {
 	return nil
 }
 
-// Reserve takes quantity units of a product's stock for an order: it takes
-// the stock with an ETag-checked write, re-reading and retrying when another
-// reservation won the race, then records the reservation insert-only, keyed
-// by the order. replayed is true when the order had already reserved.
+// Reserve takes quantity units of a product's stock for an order, as a hold
+// on the product written together with the stock it takes. Reserving is
+// idempotent per order until the hold is confirmed or released: a retried
+// reservation finds its hold (replayed is true) instead of taking stock
+// twice, also when its first attempt's answer was lost.
 func (c *Catalog) Reserve(ctx context.Context, productID string, req ReservationRequest) (res Reservation, replayed bool, err error) {
 	if !api.ValidID(productID) {
 		return Reservation{}, false, api.Errorf(api.CodeNotFound, "product %q not found", productID)
@@ -59,144 +73,101 @@ func (c *Catalog) Reserve(ctx context.Context, productID string, req Reservation
 	if err := req.validate(); err != nil {
 		return Reservation{}, false, err
 	}
-	res = Reservation{OrderID: req.OrderID, ProductID: productID, Quantity: *req.Quantity, Status: reservationReserved, CreatedAt: c.now()}
-	if got, _, err := c.store.Reservation(ctx, res.OrderID); err == nil {
-		return replay(got, res)
-	} else if !errors.Is(err, ErrNotFound) {
-		return Reservation{}, false, err
+	q := *req.Quantity
+	res = Reservation{OrderID: req.OrderID, ProductID: productID, Quantity: q, Status: reservationReserved}
+
+	// A refusal or a replay needs no lock: what a fresh read shows is a true
+	// answer at that moment. Only reservations that may take stock queue up.
+	if cur, err := c.store.Product(ctx, productID); err == nil {
+		if h, ok := cur.Holds[req.OrderID]; ok && h.Quantity == q {
+			res.PriceCents, res.CreatedAt = h.PriceCents, h.At
+			return res, true, nil
+		}
+		if cur.Stock < q {
+			return Reservation{}, false, api.Errorf(api.CodeInsufficientStock, "product %s has %d in stock, %d asked", productID, cur.Stock, q)
+		}
+	} else if errors.Is(err, ErrNotFound) {
+		return Reservation{}, false, api.Errorf(api.CodeNotFound, "product %q not found", productID)
 	}
 
 	// Within one replica, reservations of one product queue up here instead
-	// of failing each other's ETag checks; across replicas the ETag still
-	// decides.
-	unlock := c.locks.lock(productID)
-	err = c.retryOnConflict(ctx, "product "+productID, func() error {
-		p, etag, err := c.store.Product(ctx, productID)
-		if errors.Is(err, ErrNotFound) {
-			return api.Errorf(api.CodeNotFound, "product %q not found", productID)
-		}
-		if err != nil {
-			return err
-		}
-		if p.Stock < res.Quantity {
-			return api.Errorf(api.CodeInsufficientStock, "product %s has %d in stock, %d asked", productID, p.Stock, res.Quantity)
-		}
-		p.Stock -= res.Quantity
-		res.PriceCents = p.PriceCents
-		return c.store.UpdateProduct(ctx, p, etag)
-	})
-	unlock()
-	if err != nil {
-		return Reservation{}, false, err
-	}
-
-	// The reservation is recorded insert-only: if another request for the
-	// same order (a retry racing the first attempt, on another replica)
-	// recorded one first, this one gives its stock back and answers theirs.
-	if err := c.store.InsertReservation(ctx, res); err != nil {
-		if undoErr := c.restock(context.WithoutCancel(ctx), res); undoErr != nil {
-			return Reservation{}, false, errors.Join(err, undoErr)
-		}
-		if errors.Is(err, ErrConflict) {
-			got, _, getErr := c.store.Reservation(ctx, res.OrderID)
-			if getErr != nil {
-				return Reservation{}, false, errors.Join(err, getErr)
-			}
-			return replay(got, res)
-		}
-		return Reservation{}, false, err
-	}
-	return res, false, nil
-}
-
-// replay answers a reservation for an order that already has one: the same
-// reservation again, or 422 when the order reserved something else.
-func replay(got, want Reservation) (Reservation, bool, error) {
-	if got.ProductID != want.ProductID || got.Quantity != want.Quantity {
-		return Reservation{}, false, api.Errorf(api.CodeUnprocessable, "order %s already reserved %d of product %s", got.OrderID, got.Quantity, got.ProductID)
-	}
-	return got, true, nil
-}
-
-// restock adds a reservation's quantity back to its product's stock.
-func (c *Catalog) restock(ctx context.Context, res Reservation) error {
-	unlock := c.locks.lock(res.ProductID)
+	// of failing each other's ETag checks; across replicas the ETag decides.
+	unlock := c.locks.Lock(productID)
 	defer unlock()
-	return c.retryOnConflict(ctx, "product "+res.ProductID, func() error {
-		p, etag, err := c.store.Product(ctx, res.ProductID)
-		if err != nil {
-			return err
+	_, err = c.store.ChangeProduct(ctx, productID, func(p *productRecord) error {
+		replayed = false
+		if h, ok := p.Holds[req.OrderID]; ok {
+			if h.Quantity != q {
+				return api.Errorf(api.CodeUnprocessable, "order %s already reserved %d of product %s", req.OrderID, h.Quantity, productID)
+			}
+			res.PriceCents, res.CreatedAt, replayed = h.PriceCents, h.At, true
+			return ErrUnchanged
 		}
-		p.Stock += res.Quantity
-		return c.store.UpdateProduct(ctx, p, etag)
+		if p.Stock < q {
+			return api.Errorf(api.CodeInsufficientStock, "product %s has %d in stock, %d asked", productID, p.Stock, q)
+		}
+		if len(p.Holds) >= maxHolds {
+			return api.Errorf(api.CodeConflict, "product %s has too many orders in flight; try again", productID)
+		}
+		res.PriceCents, res.CreatedAt = p.PriceCents, c.now()
+		p.Stock -= q
+		p.Holds = cloneHolds(p.Holds)
+		p.Holds[req.OrderID] = Hold{Quantity: q, PriceCents: p.PriceCents, At: res.CreatedAt}
+		return nil
 	})
+	if errors.Is(err, ErrNotFound) {
+		return Reservation{}, false, api.Errorf(api.CodeNotFound, "product %q not found", productID)
+	}
+	if err != nil {
+		return Reservation{}, false, contended(err, "product "+productID)
+	}
+	return res, replayed, nil
 }
 
-// Release gives an order's reserved stock back. Releasing an order that holds
-// no reservation does nothing, so a retried release is harmless.
+// Release gives an order's held stock back. Releasing an order that holds
+// nothing (never reserved, released already, or confirmed) does nothing, so
+// a retried release is harmless and a confirmed order's stock stays sold.
 func (c *Catalog) Release(ctx context.Context, productID, orderID string) error {
+	return c.settle(ctx, productID, orderID, true)
+}
+
+// Confirm makes an order's hold final: the stock stays taken and the hold
+// is dropped. orders confirms once the order is stored. Confirming an order
+// that holds nothing does nothing.
+func (c *Catalog) Confirm(ctx context.Context, productID, orderID string) error {
+	return c.settle(ctx, productID, orderID, false)
+}
+
+// settle drops an order's hold, giving its stock back if restock is set.
+func (c *Catalog) settle(ctx context.Context, productID, orderID string, restock bool) error {
 	if !api.ValidID(productID) || !api.ValidID(orderID) {
 		return api.Errorf(api.CodeNotFound, "no reservation of product %q for order %q", productID, orderID)
 	}
-	res, resETag, err := c.store.Reservation(ctx, orderID)
-	if errors.Is(err, ErrNotFound) {
+	unlock := c.locks.Lock(productID)
+	defer unlock()
+	_, err := c.store.ChangeProduct(ctx, productID, func(p *productRecord) error {
+		h, ok := p.Holds[orderID]
+		if !ok {
+			return ErrUnchanged
+		}
+		if restock {
+			p.Stock += h.Quantity
+		}
+		p.Holds = cloneHolds(p.Holds)
+		delete(p.Holds, orderID)
 		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if res.ProductID != productID {
+	})
+	if errors.Is(err, ErrNotFound) {
 		return api.Errorf(api.CodeNotFound, "no reservation of product %q for order %q", productID, orderID)
 	}
-	// Deleting the reservation first (ETag-checked) makes this release the
-	// only one that puts the stock back.
-	if err := c.store.DeleteReservation(ctx, orderID, resETag); err != nil {
-		if errors.Is(err, ErrConflict) {
-			return nil
-		}
-		return err
-	}
-	if err := c.restock(ctx, res); err != nil {
-		// Put the reservation back so that a retried release restocks.
-		if undoErr := c.store.InsertReservation(context.WithoutCancel(ctx), res); undoErr != nil {
-			return errors.Join(err, undoErr)
-		}
-		return err
-	}
-	return nil
+	return contended(err, "product "+productID)
 }
 
-// keyedMutex serialises work per key inside one process.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*keyLock
-}
-
-type keyLock struct {
-	sync.Mutex
-	waiters int
-}
-
-func newKeyedMutex() *keyedMutex { return &keyedMutex{locks: map[string]*keyLock{}} }
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	l, ok := k.locks[key]
-	if !ok {
-		l = &keyLock{}
-		k.locks[key] = l
+// cloneHolds copies holds (never nil), so a change function can be called
+// again on a fresh read without seeing an earlier attempt's edits.
+func cloneHolds(h map[string]Hold) map[string]Hold {
+	if h == nil {
+		return map[string]Hold{}
 	}
-	l.waiters++
-	k.mu.Unlock()
-
-	l.Lock()
-	return func() {
-		l.Unlock()
-		k.mu.Lock()
-		l.waiters--
-		if l.waiters == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
+	return maps.Clone(h)
 }

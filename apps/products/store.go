@@ -3,85 +3,131 @@ package main
 import (
 	"context"
 	"errors"
+	"strconv"
 
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
 )
 
-// stateCatalog keeps the catalogue in a Dapr state store: "product/<id>",
-// "products" (the index of ids, in order of creation) and
-// "reservation/<order id>".
+// stateCatalog keeps the catalogue in a Dapr state store:
+//
+//	product/<id>      a product with its stock and holds (productRecord)
+//	catalog           the catalogue's head: how many positions are taken
+//	catalog/<n>       page n of the catalogue: the product ids at positions
+//	                  n*catalogPageSize and on ("" where a claimed position
+//	                  was never written)
+//
+// Every key is bounded: a page holds catalogPageSize ids, a product at most
+// maxHolds holds.
 type stateCatalog struct{ store *sidecar.Store }
 
-const indexKey = "products"
+const (
+	catalogHeadKey  = "catalog"
+	catalogPageSize = 100
+)
 
-func (s stateCatalog) Product(ctx context.Context, id string) (Product, string, error) {
-	var p Product
-	etag, err := s.get(ctx, "product/"+id, &p)
-	return p, etag, err
+type catalogHead struct {
+	Count int64 `json:"count"`
 }
 
-func (s stateCatalog) InsertProduct(ctx context.Context, p Product) error {
-	return conflict(s.store.Insert(ctx, "product/"+p.ID, p, 0))
-}
+func pageKey(n int64) string { return "catalog/" + strconv.FormatInt(n, 10) }
 
-func (s stateCatalog) UpdateProduct(ctx context.Context, p Product, etag string) error {
-	return conflict(s.store.Update(ctx, "product/"+p.ID, p, etag))
-}
-
-func (s stateCatalog) DeleteProduct(ctx context.Context, id string) error {
-	return conflict(s.store.Delete(ctx, "product/"+id, ""))
-}
-
-func (s stateCatalog) Index(ctx context.Context) ([]string, string, error) {
-	var ids []string
-	etag, err := s.get(ctx, indexKey, &ids)
-	if errors.Is(err, ErrNotFound) {
-		return nil, "", nil
+func (s stateCatalog) Product(ctx context.Context, id string) (productRecord, error) {
+	var p productRecord
+	_, err := s.store.Read(ctx, "product/"+id, &p)
+	if errors.Is(err, sidecar.ErrNotFound) {
+		return productRecord{}, ErrNotFound
 	}
-	return ids, etag, err
+	return p, err
 }
 
-func (s stateCatalog) SaveIndex(ctx context.Context, ids []string, etag string) error {
-	if etag == "" {
-		return conflict(s.store.Insert(ctx, indexKey, ids, 0))
-	}
-	return conflict(s.store.Update(ctx, indexKey, ids, etag))
+func (s stateCatalog) InsertProduct(ctx context.Context, p productRecord) error {
+	return s.store.Insert(ctx, "product/"+p.ID, p, 0)
 }
 
-func (s stateCatalog) Products(ctx context.Context, ids []string) ([]Product, error) {
+func (s stateCatalog) ChangeProduct(ctx context.Context, id string, change func(p *productRecord) error) (productRecord, error) {
+	p, err := sidecar.Modify(ctx, s.store, "product/"+id, func(p *productRecord, found bool) error {
+		if !found {
+			return ErrNotFound
+		}
+		err := change(p)
+		if errors.Is(err, ErrUnchanged) {
+			return sidecar.ErrUnchanged
+		}
+		return err
+	})
+	return p, contendedErr(err)
+}
+
+func (s stateCatalog) Products(ctx context.Context, ids []string) ([]productRecord, error) {
 	keys := make([]string, len(ids))
 	for i, id := range ids {
 		keys[i] = "product/" + id
 	}
-	return sidecar.ReadAll[Product](ctx, s.store, keys)
+	return sidecar.ReadAll[productRecord](ctx, s.store, keys)
 }
 
-func (s stateCatalog) Reservation(ctx context.Context, orderID string) (Reservation, string, error) {
-	var r Reservation
-	etag, err := s.get(ctx, "reservation/"+orderID, &r)
-	return r, etag, err
+func (s stateCatalog) ClaimCatalogPosition(ctx context.Context) (int64, error) {
+	var pos int64
+	_, err := sidecar.Modify(ctx, s.store, catalogHeadKey, func(h *catalogHead, _ bool) error {
+		pos = h.Count
+		h.Count++
+		return nil
+	})
+	return pos, contendedErr(err)
 }
 
-func (s stateCatalog) InsertReservation(ctx context.Context, r Reservation) error {
-	return conflict(s.store.Insert(ctx, "reservation/"+r.OrderID, r, 0))
+func (s stateCatalog) SetCatalogEntry(ctx context.Context, pos int64, id string) error {
+	_, err := sidecar.Modify(ctx, s.store, pageKey(pos/catalogPageSize), func(page *[]string, _ bool) error {
+		if len(*page) < catalogPageSize {
+			*page = append(*page, make([]string, catalogPageSize-len(*page))...)
+		}
+		if (*page)[pos%catalogPageSize] == id {
+			return sidecar.ErrUnchanged
+		}
+		(*page)[pos%catalogPageSize] = id
+		return nil
+	})
+	return contendedErr(err)
 }
 
-func (s stateCatalog) DeleteReservation(ctx context.Context, orderID, etag string) error {
-	return conflict(s.store.Delete(ctx, "reservation/"+orderID, etag))
-}
-
-func (s stateCatalog) get(ctx context.Context, key string, v any) (string, error) {
-	etag, err := s.store.Read(ctx, key, v)
-	if errors.Is(err, sidecar.ErrNotFound) {
-		return "", ErrNotFound
+func (s stateCatalog) CatalogEntries(ctx context.Context, pos int64, limit int) ([]string, int64, bool, error) {
+	var head catalogHead
+	if _, err := s.store.Read(ctx, catalogHeadKey, &head); err != nil && !errors.Is(err, sidecar.ErrNotFound) {
+		return nil, 0, false, err
 	}
-	return etag, err
+	end := min(pos+int64(limit), head.Count)
+	if pos >= end {
+		return nil, pos, false, nil
+	}
+	var keys []string
+	for n := pos / catalogPageSize; n <= (end-1)/catalogPageSize; n++ {
+		keys = append(keys, pageKey(n))
+	}
+	items, err := s.store.GetBulk(ctx, keys)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	pages := map[string][]string{}
+	for _, it := range items {
+		var page []string
+		if err := it.Decode(&page); err != nil {
+			return nil, 0, false, err
+		}
+		pages[it.Key] = page
+	}
+	var ids []string
+	for p := pos; p < end; p++ {
+		page := pages[pageKey(p/catalogPageSize)]
+		if i := p % catalogPageSize; int(i) < len(page) && page[i] != "" {
+			ids = append(ids, page[i])
+		}
+	}
+	return ids, end, end < head.Count, nil
 }
 
-// conflict turns the sidecar's conflict into the domain's.
-func conflict(err error) error {
-	if errors.Is(err, sidecar.ErrConflict) {
-		return errors.Join(ErrConflict, err)
+func contendedErr(err error) error {
+	if errors.Is(err, sidecar.ErrContended) {
+		return errors.Join(ErrContended, err)
 	}
 	return err
 }

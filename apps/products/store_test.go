@@ -1,47 +1,68 @@
 package main
 
 import (
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
-	"github.com/ordermesh/ordermesh/apps/internal/sidecar/sidecartest"
 )
 
-// newStateCatalog is the real adapter over a fake sidecar with Redis's
-// semantics, as products runs on statestore.
-func newStateCatalog(t *testing.T) (stateCatalog, *sidecartest.Sidecar) {
-	t.Helper()
-	fake := sidecartest.Start(t, []sidecartest.StoreConfig{{Name: "statestore", Flavor: sidecartest.FlavorRedis}})
-	client, err := sidecar.Connect(fake.Address, "", slog.New(slog.DiscardHandler))
+// A product is changed only in the version it was read in: a write that
+// lost the race reads again and applies its change to the newer version, so
+// no change is lost.
+func TestStateCatalogChangeProductAppliesEveryChange(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.store.InsertProduct(t.Context(), productRecord{Product: Product{ID: "p-1", Stock: 5}}))
+	calls := 0
+
+	_, err := f.store.ChangeProduct(t.Context(), "p-1", func(p *productRecord) error {
+		calls++
+		if calls == 1 { // another replica writes between our read and write
+			_, err := f.store.ChangeProduct(t.Context(), "p-1", func(p *productRecord) error { p.Stock--; return nil })
+			require.NoError(t, err)
+		}
+		p.Stock--
+		return nil
+	})
+
 	require.NoError(t, err)
-	t.Cleanup(client.Close)
-	return stateCatalog{sidecar.NewStore(client, "statestore")}, fake
+	assert.Equal(t, 2, calls, "re-read after the conflict")
+	assert.Equal(t, int64(3), f.record(t, "p-1").Stock)
 }
 
-func TestStateCatalogProductUpdateChecksTheETag(t *testing.T) {
-	s, _ := newStateCatalog(t)
-	require.NoError(t, s.InsertProduct(t.Context(), Product{ID: "p-1", Stock: 5}))
-	_, etag, err := s.Product(t.Context(), "p-1")
-	require.NoError(t, err)
-	require.NoError(t, s.UpdateProduct(t.Context(), Product{ID: "p-1", Stock: 4}, etag))
+func TestStateCatalogChangeProductUnknown(t *testing.T) {
+	f := newFixture(t)
 
-	err = s.UpdateProduct(t.Context(), Product{ID: "p-1", Stock: 3}, etag)
+	_, err := f.store.ChangeProduct(t.Context(), "p-9", func(*productRecord) error { return nil })
 
-	assert.ErrorIs(t, err, ErrConflict)
-	p, _, err := s.Product(t.Context(), "p-1")
-	require.NoError(t, err)
-	assert.Equal(t, int64(4), p.Stock)
+	assert.ErrorIs(t, err, ErrNotFound)
+	assert.Empty(t, f.snapshot(), "nothing created")
 }
 
-func TestStateCatalogInsertsAreInsertOnly(t *testing.T) {
-	s, _ := newStateCatalog(t)
-	require.NoError(t, s.InsertProduct(t.Context(), Product{ID: "p-1", Stock: 5}))
-	require.NoError(t, s.InsertReservation(t.Context(), Reservation{OrderID: "o-1", ProductID: "p-1", Quantity: 1}))
+func TestStateCatalogInsertProductIsInsertOnly(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.store.InsertProduct(t.Context(), productRecord{Product: Product{ID: "p-1", Stock: 5}}))
 
-	assert.ErrorIs(t, s.InsertProduct(t.Context(), Product{ID: "p-1", Stock: 9}), ErrConflict)
-	assert.ErrorIs(t, s.InsertReservation(t.Context(), Reservation{OrderID: "o-1", ProductID: "p-1", Quantity: 2}), ErrConflict)
+	err := f.store.InsertProduct(t.Context(), productRecord{Product: Product{ID: "p-1", Stock: 9}})
+
+	assert.Error(t, err)
+	assert.Equal(t, int64(5), f.record(t, "p-1").Stock)
+}
+
+// Concurrent adds each get their own catalogue position.
+func TestStateCatalogPositionsAreUnique(t *testing.T) {
+	f := newFixture(t)
+	seen := make(chan int64, 30)
+	for range 30 {
+		go func() {
+			pos, err := f.store.ClaimCatalogPosition(t.Context())
+			assert.NoError(t, err)
+			seen <- pos
+		}()
+	}
+	got := map[int64]bool{}
+	for range 30 {
+		got[<-seen] = true
+	}
+	assert.Len(t, got, 30)
 }

@@ -70,8 +70,8 @@ type Options struct {
 	// server, so a test can take the server away (System.Postgres, .Redis).
 	ProxyPostgres bool
 	ProxyRedis    bool
-	// CountApps puts a Counter between each of these apps (by plain name)
-	// and its own sidecar, so a test can count the requests that reach the
+	// CountApps puts a Counter between each of these apps (by plain name;
+	// every replica) and its own sidecar, so a test can count the requests that reach the
 	// app and take it off the network (App.Counter).
 	CountApps []string
 	// Insecure runs without Sentry, mTLS, access policies and API tokens,
@@ -203,11 +203,12 @@ func Prepare(t testing.TB, opts Options) *System {
 		a.AppPort, a.HTTPPort, a.GRPCPort, a.InternalGRPCPort, a.MetricsPort = ports[i*5], ports[i*5+1], ports[i*5+2], ports[i*5+3], ports[i*5+4]
 	}
 	for _, name := range opts.CountApps {
-		a, ok := s.apps[name]
-		if !ok {
+		if _, ok := s.apps[name]; !ok {
 			t.Fatalf("harness: CountApps: no app %q", name)
 		}
-		a.counter = NewCounter(t, "127.0.0.1:"+strconv.Itoa(a.AppPort))
+		for _, a := range s.reps[name] {
+			a.counter = NewCounter(t, "127.0.0.1:"+strconv.Itoa(a.AppPort))
+		}
 	}
 	if err := s.writeResources(); err != nil {
 		t.Fatalf("harness: write resources: %v", err)
@@ -340,9 +341,13 @@ type App struct {
 	GRPCPort         int // sidecar gRPC API
 	InternalGRPCPort int
 	MetricsPort      int
-	sys              *System
-	app, daprd       *Proc
-	counter          *Counter
+	// Env overrides the app's environment for this instance's next
+	// StartApp (a test arms a fault with it, and clears it to restart
+	// the app clean).
+	Env        map[string]string
+	sys        *System
+	app, daprd *Proc
+	counter    *Counter
 }
 
 // URL is the app's own HTTP address, bypassing its sidecar.
@@ -417,7 +422,14 @@ func (a *App) StartApp() {
 		"DAPR_GRPC_PORT=" + strconv.Itoa(a.GRPCPort),
 	}
 	for k, v := range s.AppEnv(a.Name) {
-		env = append(env, k+"="+v)
+		if _, ok := a.Env[k]; !ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	for k, v := range a.Env {
+		if v != "" {
+			env = append(env, k+"="+v)
+		}
 	}
 	a.app = s.start(a.procName(), "app", filepath.Join(s.bins, a.Name), nil, env)
 }

@@ -251,6 +251,13 @@ func redisDo(addr string, db int, args ...string) (string, error) {
 			return "", fmt.Errorf("redis %s: %s", cmd[0], strings.TrimSpace(line))
 		}
 	}
+	// An array ("*4" then its elements): answer its first element, such as
+	// the count XPENDING's summary starts with.
+	if n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "*"))); strings.HasPrefix(line, "*") && err == nil && n > 0 {
+		if line, err = r.ReadString('\n'); err != nil {
+			return "", err
+		}
+	}
 	// A bulk string ("$5" then the value): answer the value ("" for nil).
 	if n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "$"))); strings.HasPrefix(line, "$") && err == nil {
 		if n < 0 {
