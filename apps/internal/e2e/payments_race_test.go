@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -168,6 +169,19 @@ func TestPaymentsKilledBetweenSteps(t *testing.T) {
 			key := "kill-" + uuid.NewString()
 			body := map[string]any{"order_id": o.ID, "amount_cents": o.TotalCents}
 
+			sidecarKilled := make(chan error, 1)
+			if tt.killSidecar {
+				// The sidecar dies the moment its app does (SIGKILL, as
+				// in a crash): before the outbox's one-second wait is
+				// over, so the staged event is left pending for another
+				// sidecar of payments to take.
+				go func() {
+					for !victim.AppProc().Exited() {
+						time.Sleep(5 * time.Millisecond)
+					}
+					sidecarKilled <- syscall.Kill(victim.SidecarProc().Pid(), syscall.SIGKILL)
+				}()
+			}
 			started := time.Now()
 			res := do(t, http.MethodPost, gw+"/api/payments", body, "Idempotency-Key", key)
 			assert.GreaterOrEqual(t, res.Status, 500, "the request died with its replica: %d %s", res.Status, res.Body)
@@ -175,7 +189,8 @@ func TestPaymentsKilledBetweenSteps(t *testing.T) {
 				return victim.AppProc().Exited(), "payments replica 0 still running"
 			})
 			if tt.killSidecar {
-				victim.StopSidecar()
+				require.NoError(t, <-sidecarKilled)
+				eventually(t, 5*time.Second, func() (bool, string) { return victim.SidecarProc().Exited(), "sidecar still running" })
 			}
 
 			// 5 s stale + 1 s reconcile + 4 s attempt + 17 s redelivery + margin.
