@@ -357,6 +357,11 @@ func (c *Cashier) follow(ctx context.Context, keyHash, fp string, giveUp <-chan 
 		case <-ctx.Done():
 			return Payment{}, false, ctx.Err()
 		case <-giveUp:
+			// The attempt holding the key may have died after storing the
+			// payment (it was published with it): that is the answer.
+			if p, err := c.store.Payment(ctx, rec.Payment.ID); err == nil {
+				return p, true, nil
+			}
 			return Payment{}, false, inFlight()
 		case <-time.After(c.pollEvery):
 		}
