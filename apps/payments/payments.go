@@ -282,7 +282,7 @@ const maxClaims = 3
 // so the client retries later instead of holding a connection open, and they
 // never start a second payment. A pending claim untouched for staleAfter (its
 // request died or failed half-way) is taken over by the next request with
-// that key and body, which resumes it.
+// that key and body (or by the reconciler, see Reconcile), which resumes it.
 func (c *Cashier) Pay(ctx context.Context, key string, req PaymentRequest) (Payment, bool, error) {
 	if err := validateIdempotencyKey(key); err != nil {
 		return Payment{}, false, err
