@@ -282,7 +282,7 @@ const maxClaims = 3
 // so the client retries later instead of holding a connection open, and they
 // never start a second payment. A pending claim untouched for staleAfter (its
 // request died or failed half-way) is taken over by the next request with
-// that key and body, which resumes it.
+// that key and body (or by the reconciler, see Reconcile), which resumes it.
 func (c *Cashier) Pay(ctx context.Context, key string, req PaymentRequest) (Payment, bool, error) {
 	if err := validateIdempotencyKey(key); err != nil {
 		return Payment{}, false, err
@@ -357,6 +357,11 @@ func (c *Cashier) follow(ctx context.Context, keyHash, fp string, giveUp <-chan 
 		case <-ctx.Done():
 			return Payment{}, false, ctx.Err()
 		case <-giveUp:
+			// The attempt holding the key may have died after storing the
+			// payment (it was published with it): that is the answer.
+			if p, err := c.store.Payment(ctx, rec.Payment.ID); err == nil {
+				return p, true, nil
+			}
 			return Payment{}, false, inFlight()
 		case <-time.After(c.pollEvery):
 		}

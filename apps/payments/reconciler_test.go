@@ -205,3 +205,16 @@ func TestDefaultTimings(t *testing.T) {
 	assert.Greater(t, c.staleAfter, c.worstAttempt(), "a pending key turns stale only after any attempt on it ended")
 	assert.Equal(t, 20*time.Second, c.worstAttempt(), "README (Payments) and the gateway's payments timeout state this figure")
 }
+
+func TestPayRetryAfterADeathPastStoringIsAReplay(t *testing.T) {
+	f := newFixture(t)
+	f.dieAt(t, StepPaymentStored, "key-1", request("o-1", 2500))
+	f.cashier.pollFor = 5 * time.Millisecond
+
+	p, replayed, err := f.cashier.Pay(t.Context(), "key-1", request("o-1", 2500))
+
+	require.NoError(t, err, "the stored payment is the answer, not request_in_flight")
+	assert.True(t, replayed)
+	assert.Equal(t, "pay-1", p.ID)
+	assert.Equal(t, []string{"pay-1"}, f.events.publishedIDs())
+}

@@ -32,9 +32,6 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	if staleClaim <= timeout {
-		return fmt.Errorf("EMAIL_CLAIM_STALE_AFTER (%s) must be longer than REGISTER_TIMEOUT (%s)", staleClaim, timeout)
-	}
 	log := server.NewLogger(cfg.AppID, cfg.LogLevel)
 
 	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken, log)
@@ -52,6 +49,9 @@ func run(ctx context.Context, getenv func(string) string) error {
 		StaleClaim: staleClaim,
 		Timeout:    timeout,
 		Step:       faults.ExitAt(getenv, log),
+	}
+	if staleClaim <= registry.WorstCase() {
+		return fmt.Errorf("EMAIL_CLAIM_STALE_AFTER (%s) must be longer than a registration's worst case (%s, 1.5 × REGISTER_TIMEOUT)", staleClaim, registry.WorstCase())
 	}
 	ready := health.Ready(
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, probe, cfg.DaprHTTPEndpoint()) }},

@@ -91,7 +91,7 @@ type Registry struct {
 	// StaleClaim is how old a claim on an email must be, with no user stored
 	// under it, before another registration may take the email: its
 	// registration died between claiming and storing the user. It must be
-	// longer than a registration can take (Timeout, plus one store write
+	// longer than a registration can take (WorstCase, plus one store write
 	// still in flight), or a slow one would lose its email.
 	StaleClaim time.Duration
 	// Timeout bounds one registration.
@@ -135,7 +135,11 @@ func (reg *Registry) Register(ctx context.Context, in Registration) (User, error
 	}
 	reg.step(StepEmailClaimed)
 	if err := reg.Store.Insert(ctx, u); err != nil {
-		stored, readErr := reg.Store.User(context.WithoutCancel(ctx), u.ID)
+		// Resolving the outcome is not cut short by the registration's
+		// deadline (that may be what failed the write), but bounded too.
+		ctx, cancel := reg.resolveContext(ctx)
+		defer cancel()
+		stored, readErr := reg.Store.User(ctx, u.ID)
 		switch {
 		case readErr == nil && stored.ID == u.ID:
 			return stored, nil // the write landed; only its answer was lost
@@ -149,6 +153,20 @@ func (reg *Registry) Register(ctx context.Context, in Registration) (User, error
 	reg.step(StepUserStored)
 	return u, nil
 }
+
+// resolveContext bounds reading back a write that failed and giving its
+// claim back to Timeout/2, on top of the registration's own deadline: a
+// registration ends within WorstCase.
+func (reg *Registry) resolveContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx = context.WithoutCancel(ctx)
+	if reg.Timeout <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, reg.Timeout/2)
+}
+
+// WorstCase is the longest a registration can take.
+func (reg *Registry) WorstCase() time.Duration { return reg.Timeout + reg.Timeout/2 }
 
 func (reg *Registry) step(name string) {
 	if reg.Step != nil {
@@ -199,7 +217,6 @@ func (reg *Registry) claim(ctx context.Context, u User) error {
 // release gives back u's claim on its email after the user could surely not
 // be stored (cause), unless the claim moved on meanwhile.
 func (reg *Registry) release(ctx context.Context, u User, cause error) error {
-	ctx = context.WithoutCancel(ctx)
 	held, etag, err := reg.Store.EmailClaim(ctx, u.Email)
 	switch {
 	case errors.Is(err, ErrNotFound):

@@ -521,3 +521,23 @@ func TestRegisterStepsInOrder(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{StepEmailClaimed, StepUserStored}, steps)
 }
+
+// hangingReads is a directory whose user reads wait for their context.
+type hangingReads struct{ *fakeDirectory }
+
+func (d hangingReads) User(ctx context.Context, _ string) (User, error) {
+	<-ctx.Done()
+	return User{}, ctx.Err()
+}
+
+func TestRegisterReadBackIsBounded(t *testing.T) {
+	dir := newFakeDirectory()
+	dir.insertErr = context.DeadlineExceeded
+	reg := &Registry{Store: hangingReads{dir}, Now: func() time.Time { return testNow }, NewID: func() string { return "user-1" }, StaleClaim: time.Minute, Timeout: 20 * time.Millisecond}
+
+	_, err := reg.Register(t.Context(), Registration{Name: "Ada", Email: "ada@example.com"})
+
+	require.ErrorIs(t, err, context.DeadlineExceeded, "the read-back gave up at its own deadline instead of hanging")
+	assert.Equal(t, "user-1", dir.holder("ada@example.com"), "an unresolved outcome keeps the claim for the stale takeover")
+	assert.Equal(t, 30*time.Millisecond, reg.WorstCase())
+}
