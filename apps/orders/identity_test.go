@@ -63,6 +63,7 @@ func TestRoutesCheckTheCaller(t *testing.T) {
 		{"no caller", http.MethodGet, "/orders/" + o.ID, "", "", http.StatusForbidden, api.CodeForbidden},
 		{"a malformed caller", http.MethodGet, "/orders/" + o.ID, "customer:u-1\x00", "", http.StatusForbidden, api.CodeForbidden},
 		{"ordering for another user", http.MethodPost, "/orders", "customer:u-2", `{"user_id":"u-1","product_id":"p-1","quantity":1}`, http.StatusUnprocessableEntity, api.CodeUnknownUser},
+		{"bad input stays a 400 for a customer", http.MethodPost, "/orders", "customer:u-2", `{"user_id":"../x","product_id":"p-1","quantity":1}`, http.StatusBadRequest, api.CodeInvalidRequest},
 		{"an operator orders", http.MethodPost, "/orders", "operator:ops", `{"user_id":"u-1","product_id":"p-1","quantity":1}`, http.StatusForbidden, api.CodeForbidden},
 		{"a customer ships", http.MethodPost, "/orders/" + o.ID + "/ship", "customer:u-1", "", http.StatusForbidden, api.CodeForbidden},
 		{"the internal read needs no caller", http.MethodGet, "/internal/orders/" + o.ID, "", "", http.StatusOK, ""},
