@@ -47,8 +47,14 @@ func Token(t testing.TB, c identity.Caller) string {
 func (s *System) JWKSPath() string { return filepath.Join(s.dir, "jwks.json") }
 
 // writeJWKS writes the test identity provider's public keys for the gateway.
-func (s *System) writeJWKS() error {
-	return os.WriteFile(s.JWKSPath(), testIdP(s.t).JWKS(), 0o644)
+func (s *System) writeJWKS() error { return WriteJWKS(s.t, s.JWKSPath()) }
+
+// WriteJWKS writes the public keys that Token's tokens verify with to path
+// (readable by all: a gateway container may run as another user), for a
+// gateway the harness does not start itself (compose).
+func WriteJWKS(t testing.TB, path string) error {
+	t.Helper()
+	return os.WriteFile(path, testIdP(t).JWKS(), 0o644)
 }
 
 // SignWith signs a token for c, with the development issuer and audience,
