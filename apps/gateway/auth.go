@@ -230,14 +230,16 @@ func (a *Authenticator) Guard(who access, owner func(*http.Request) string, h ht
 			unauthorized(w, "this call needs a bearer token (Authorization: Bearer <token>)")
 			return
 		}
+		// Refusals are logged at debug level only: a client sending bad
+		// tokens must not be able to fill the logs. The token never is.
 		caller, err := a.Verifier.Verify(r.Context(), raw)
 		if errors.Is(err, errNotAllowed) {
-			a.Log.InfoContext(r.Context(), "token refused", "path", r.URL.Path, "why", err.Error())
+			a.Log.DebugContext(r.Context(), "token refused", "path", r.URL.Path, "why", err.Error())
 			api.WriteJSON(w, http.StatusForbidden, api.ErrorBody{Error: api.Error{Code: api.CodeForbidden, Message: "your token does not allow this call"}})
 			return
 		}
 		if err != nil {
-			a.Log.InfoContext(r.Context(), "token refused", "path", r.URL.Path, "why", err.Error())
+			a.Log.DebugContext(r.Context(), "token refused", "path", r.URL.Path, "why", err.Error())
 			unauthorized(w, "the bearer token is not valid (signature, issuer, audience or expiry)")
 			return
 		}
