@@ -65,14 +65,10 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Verifier: &Verifier{Keys: keys, Issuer: authCfg.Issuer, Audience: authCfg.Audience, Skew: authCfg.Skew},
 		Log:      log,
 	}
-	// payments may take up to its own worst case (two order checks and a
-	// store round, each with its timeout); the gateway waits longer than
-	// that, so it never gives up on a payment that is still going through.
-	paymentsTimeout, err := config.DurationVar(getenv, "GATEWAY_PAYMENTS_TIMEOUT", 15*time.Second)
+	timeouts, err := LoadTimeouts(getenv)
 	if err != nil {
 		return err
 	}
-	timeouts := Timeouts{Default: 0, PerService: map[string]time.Duration{"payments": paymentsTimeout}}
 	h := routes(log, gw, auth, peers, timeouts, ready, map[string]http.Handler{
 		"GET /api/users/{id}": users,
 		"GET /api/status":     status,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/config"
@@ -540,4 +541,73 @@ func TestForwardRefusesDotSegments(t *testing.T) {
 	w := serve(t, gw.Forward("users", 0), http.MethodGet, "/api/users/../../../v1.0/state/statestore/k", "", nil)
 	assert.Equal(t, http.StatusBadRequest, w.Code)
 	assert.Equal(t, api.CodeInvalidRequest, requireErrorBody(t, w).Code)
+}
+
+// The gateway's own bound on a service (GATEWAY_PAYMENTS_TIMEOUT for
+// payments): an answer later than it is a 503, one within it passes.
+func TestForwardTimeout(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	sc := newFakeSidecar(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("slow") != "" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		answer(http.StatusCreated, `{"id":"pay-1"}`)(w, r)
+	})
+	gw := newTestGateway(t, sc.URL)
+	h := gw.Forward("payments", 100*time.Millisecond)
+
+	w := serve(t, h, http.MethodPost, "/api/payments", `{}`, nil)
+	assert.Equal(t, http.StatusCreated, w.Code, "within the bound")
+
+	w = serve(t, h, http.MethodPost, "/api/payments?slow=1", `{}`, nil)
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+	assert.Equal(t, api.CodeDependencyUnavailable, requireErrorBody(t, w).Code)
+
+	timeouts := Timeouts{Default: time.Second, PerService: map[string]time.Duration{"payments": 15 * time.Second}}
+	assert.Equal(t, 15*time.Second, timeouts.of("payments"))
+	assert.Equal(t, time.Second, timeouts.of("orders"))
+}
+
+func TestLoadTimeouts(t *testing.T) {
+	def, err := LoadTimeouts(func(string) string { return "" })
+	require.NoError(t, err)
+	assert.Greater(t, def.of("payments"), PaymentsWorstCase, "the gateway outwaits payments' worst case")
+	assert.Zero(t, def.of("orders"), "other services: the sidecar's timeouts")
+
+	set, err := LoadTimeouts(func(k string) string { return map[string]string{"GATEWAY_PAYMENTS_TIMEOUT": "30s"}[k] })
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, set.of("payments"))
+
+	_, err = LoadTimeouts(func(string) string { return "soon" })
+	assert.Error(t, err)
+}
+
+// The gateway's sidecar must not cut a payment off before the gateway does:
+// its timeout for payments is above the gateway's default.
+func TestEdgeResiliencyOutwaitsPayments(t *testing.T) {
+	data, err := os.ReadFile("../../dapr/resources/resiliency-edge.yaml")
+	require.NoError(t, err)
+	var doc struct {
+		Spec struct {
+			Policies struct {
+				Timeouts map[string]string `yaml:"timeouts"`
+			} `yaml:"policies"`
+			Targets struct {
+				Apps map[string]struct {
+					Timeout string `yaml:"timeout"`
+				} `yaml:"apps"`
+			} `yaml:"targets"`
+		} `yaml:"spec"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &doc))
+	policy := doc.Spec.Targets.Apps["payments"].Timeout
+	sidecar, err := time.ParseDuration(doc.Spec.Policies.Timeouts[policy])
+	require.NoError(t, err, "payments' timeout policy %q", policy)
+	def, err := LoadTimeouts(func(string) string { return "" })
+	require.NoError(t, err)
+	assert.Greater(t, sidecar, def.of("payments"))
 }

@@ -62,6 +62,22 @@ type Timeouts struct {
 	PerService map[string]time.Duration
 }
 
+// PaymentsWorstCase is the longest payments takes to answer one request, as
+// payments states it; the gateway's default wait for payments is above it,
+// so it never gives up on a payment still going through.
+const PaymentsWorstCase = 12 * time.Second
+
+// LoadTimeouts reads GATEWAY_PAYMENTS_TIMEOUT (default 15s). Other services
+// get no bound of the gateway's own: their sidecar's resiliency timeouts
+// (dapr/resources/resiliency-edge.yaml) apply.
+func LoadTimeouts(getenv config.Getenv) (Timeouts, error) {
+	payments, err := config.DurationVar(getenv, "GATEWAY_PAYMENTS_TIMEOUT", PaymentsWorstCase+3*time.Second)
+	if err != nil {
+		return Timeouts{}, err
+	}
+	return Timeouts{PerService: map[string]time.Duration{"payments": payments}}, nil
+}
+
 func (t Timeouts) of(service string) time.Duration {
 	if d, ok := t.PerService[service]; ok {
 		return d
