@@ -18,6 +18,7 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 )
 
 // fuzzServices are the public prefixes and the app ids the fuzz gateway
@@ -56,22 +57,24 @@ func (s *recordingSidecar) take() []*url.URL {
 }
 
 // FuzzForwardPath sends GET /api/<service><rest> through the gateway's
-// routes, where every service is reached by Gateway.Forward, to a recording
+// routes, with a customer's token and with an operator's, to a recording
 // sidecar; rest is any path and query a request line can carry. Whatever it
-// holds, a request that reaches the sidecar is the invocation of that
-// service's app id, read the way daprd reads it (app id from the decoded
-// path, route from the cleaned escaped path), with the client's path below
-// /method/ unchanged and free of dot segments, and its query kept. A request
-// that does not reach the sidecar is a JSON 404/405, or the router's redirect
-// of an unclean path (Forward itself passes dot segments on: it relies on
-// that cleaning).
+// holds, a request that reaches the sidecar is a GET route of the public
+// table that the caller may use, sent as the invocation of that route's app
+// id, read the way daprd reads it (app id from the decoded path, route from
+// the cleaned escaped path), with the client's path below /method/ unchanged
+// and free of dot segments, and its query kept. A request that does not
+// reach the sidecar is a JSON 403/404/405, or the router's redirect of an
+// unclean path.
 func FuzzForwardPath(f *testing.F) {
 	sidecarSrv := &recordingSidecar{}
 	sc := httptest.NewServer(sidecarSrv)
 	f.Cleanup(sc.Close)
 	peers := config.Peers{Users: "users-app", Products: "products-app", Orders: "orders-app", Payments: "payments-app", Notifications: "notifications-app"}
 	gw := &Gateway{Sidecar: sc.URL, Client: sc.Client(), Log: slog.New(slog.DiscardHandler)}
-	h := routes(slog.New(slog.DiscardHandler), gw, peers, http.NotFoundHandler())
+	idp := newTestIdP(f)
+	h := testRoutes(gw, idp, peers)
+	callers := []http.Header{idp.bearer(f, identity.Caller{Role: identity.Customer, Subject: "42"}), idp.bearer(f, operator)}
 
 	for _, s := range []struct {
 		service uint8
@@ -129,44 +132,74 @@ func FuzzForwardPath(f *testing.F) {
 		if err != nil {
 			return // net/http answers 400 before any handler runs
 		}
-		sidecarSrv.take()
-		r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/", nil)
-		r.URL, r.RequestURI = u, target
-		w := httptest.NewRecorder()
+		for _, header := range callers {
+			sidecarSrv.take()
+			r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/", nil)
+			r.URL, r.RequestURI = u, target
+			r.Header = header.Clone()
+			w := httptest.NewRecorder()
 
-		h.ServeHTTP(w, r)
+			h.ServeHTTP(w, r)
 
-		seen := sidecarSrv.take()
-		if len(seen) == 0 {
-			requireNotForwarded(t, w, u)
-			return
-		}
-		require.Len(t, seen, 1, "one request, one invocation")
-		require.Equal(t, http.StatusOK, w.Code, w.Body.String())
-		assert.JSONEq(t, `{"ok":true}`, w.Body.String())
-		out := seen[0]
-		prefix := "/v1.0/invoke/" + svc.app + "/method/"
+			seen := sidecarSrv.take()
+			if len(seen) == 0 {
+				requireNotForwarded(t, w, u)
+				continue
+			}
+			require.Len(t, seen, 1, "one request, one invocation")
+			require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			assert.JSONEq(t, `{"ok":true}`, w.Body.String())
+			rt, ok := publicGET(u.Path)
+			require.True(t, ok, "%q is no GET route of the public table, yet it was forwarded", u.Path)
+			app := fuzzServices[slices.IndexFunc(fuzzServices, func(s struct{ prefix, app string }) bool { return s.prefix == rt.Service })].app
+			out := seen[0]
+			prefix := "/v1.0/invoke/" + app + "/method/"
 
-		// What the app receives below /method/ is the client's path, as is.
-		require.True(t, strings.HasPrefix(out.Path, prefix), "%q forwarded as %q", target, out.Path)
-		assert.Equal(t, prefix+strings.TrimPrefix(u.Path, "/api/"), out.Path)
-		for _, seg := range strings.Split(strings.TrimPrefix(out.Path, prefix), "/") {
-			require.NotContains(t, []string{".", ".."}, seg, "%q forwarded as %q", target, out.Path)
-		}
-		// daprd routes on the cleaned escaped path and takes the app id
-		// from the decoded one, up to the first /method/.
-		route := path.Clean(out.EscapedPath())
-		assert.True(t, route == strings.TrimSuffix(prefix, "/") || strings.HasPrefix(route, prefix), "daprd routes %q as %q", target, route)
-		appID := strings.TrimPrefix(out.Path, "/v1.0/invoke/")
-		appID = appID[:strings.Index(appID, "/method/")]
-		if unescaped, err := url.QueryUnescape(appID); err == nil && unescaped != "" {
-			appID = unescaped
-		}
-		assert.Equal(t, svc.app, appID, "%q invokes another app", target)
-		if _, err := url.ParseQuery(u.RawQuery); err == nil && strings.Count(u.RawQuery, "&") < 10000 {
-			assert.Equal(t, u.RawQuery, out.RawQuery, "the query passes unchanged")
+			// What the app receives below /method/ is the client's path, as is.
+			require.True(t, strings.HasPrefix(out.Path, prefix), "%q forwarded as %q", target, out.Path)
+			assert.Equal(t, prefix+strings.TrimPrefix(u.Path, "/api/"), out.Path)
+			for _, seg := range strings.Split(strings.TrimPrefix(out.Path, prefix), "/") {
+				require.NotContains(t, []string{".", ".."}, seg, "%q forwarded as %q", target, out.Path)
+			}
+			// daprd routes on the cleaned escaped path and takes the app id
+			// from the decoded one, up to the first /method/.
+			route := path.Clean(out.EscapedPath())
+			assert.True(t, route == strings.TrimSuffix(prefix, "/") || strings.HasPrefix(route, prefix), "daprd routes %q as %q", target, route)
+			appID := strings.TrimPrefix(out.Path, "/v1.0/invoke/")
+			appID = appID[:strings.Index(appID, "/method/")]
+			if unescaped, err := url.QueryUnescape(appID); err == nil && unescaped != "" {
+				appID = unescaped
+			}
+			assert.Equal(t, app, appID, "%q invokes another app", target)
+			if _, err := url.ParseQuery(u.RawQuery); err == nil && strings.Count(u.RawQuery, "&") < 10000 {
+				assert.Equal(t, u.RawQuery, out.RawQuery, "the query passes unchanged")
+			}
 		}
 	})
+}
+
+// publicGET finds the GET route of the public table a path matches, the way
+// the router matches templates: a {var} is one segment.
+func publicGET(p string) (PublicRoute, bool) {
+	segs := strings.Split(p, "/")
+	for _, rt := range PublicAPI {
+		tmpl := strings.Split(rt.Path, "/")
+		if rt.Method != http.MethodGet || len(tmpl) != len(segs) {
+			continue
+		}
+		match := true
+		for i, s := range tmpl {
+			if strings.HasPrefix(s, "{") {
+				match = match && segs[i] != ""
+			} else {
+				match = match && segs[i] == s
+			}
+		}
+		if match {
+			return rt, true
+		}
+	}
+	return PublicRoute{}, false
 }
 
 // requireNotForwarded checks the answer to a request the gateway kept: a
@@ -182,16 +215,13 @@ func requireNotForwarded(t *testing.T, w *httptest.ResponseRecorder, u *url.URL)
 		assert.Equal(t, clean, loc.Path)
 		return
 	}
-	require.Contains(t, []int{http.StatusNotFound, http.StatusMethodNotAllowed}, w.Code, w.Body.String())
+	require.Contains(t, []int{http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed}, w.Code, w.Body.String())
 	require.Equal(t, "application/json", w.Header().Get("Content-Type"))
 	var body api.ErrorBody
 	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body), w.Body.String())
-	assert.True(t, slices.Contains([]api.Code{api.CodeNotFound, api.CodeMethodNotAllowed}, body.Error.Code), body.Error.Code)
-	if w.Code == http.StatusNotFound {
-		for _, svc := range fuzzServices {
-			assert.False(t, u.Path == "/api/"+svc.prefix || strings.HasPrefix(u.Path, "/api/"+svc.prefix+"/"),
-				"%q is a %s path, yet it is not forwarded", u.Path, svc.prefix)
-		}
+	assert.True(t, slices.Contains([]api.Code{api.CodeForbidden, api.CodeNotFound, api.CodeMethodNotAllowed}, body.Error.Code), body.Error.Code)
+	if rt, ok := publicGET(u.Path); ok && w.Code == http.StatusNotFound {
+		assert.NotNil(t, rt.Owner, "%q is a public route without an owner check, yet it answered 404", u.Path)
 	}
 }
 

@@ -53,10 +53,26 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Metrics: metrics,
 		Log:     log,
 	}
-	h := routes(log, gw, peers, ready,
-		Route{http.MethodGet, "/api/users/{id}", users},
-		Route{http.MethodGet, "/api/status", status},
-	)
+	authCfg, err := LoadAuthConfig(getenv)
+	if err != nil {
+		return err
+	}
+	keys, err := NewJWKS(ctx, authCfg.JWKS, &http.Client{Timeout: 5 * time.Second}, authCfg.Refresh)
+	if err != nil {
+		return err
+	}
+	auth := &Authenticator{
+		Verifier: &Verifier{Keys: keys, Issuer: authCfg.Issuer, Audience: authCfg.Audience, Skew: authCfg.Skew},
+		Log:      log,
+	}
+	timeouts, err := LoadTimeouts(getenv)
+	if err != nil {
+		return err
+	}
+	h := routes(log, gw, auth, peers, timeouts, ready, map[string]http.Handler{
+		"GET /api/users/{id}": users,
+		"GET /api/status":     status,
+	})
 	if err := server.Serve(ctx, log, cfg.ListenAddress(), h, cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}

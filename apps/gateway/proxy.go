@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,8 +11,10 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
 )
@@ -26,9 +29,12 @@ type Gateway struct {
 
 // Forward returns a handler that sends /api/<prefix>... to app appID as the
 // method <prefix>..., keeping verb, query, body and the headers the services
-// read. Answers made by a sidecar rather than by the service (the service is
-// down, a timeout, an open circuit breaker) become 503 dependency_unavailable.
-func (g *Gateway) Forward(appID string) http.Handler {
+// read, and the caller the request acts for (identity.Header, only from the
+// request's context: a client's copy is dropped). Answers made by a sidecar
+// rather than by the service (the service is down, a timeout, an open
+// circuit breaker) become 503 dependency_unavailable, as does no answer
+// within timeout (0: no bound of the gateway's own).
+func (g *Gateway) Forward(appID string, timeout time.Duration) http.Handler {
 	target, err := url.Parse(g.Sidecar)
 	if err != nil {
 		panic("gateway: bad sidecar URL: " + err.Error())
@@ -54,6 +60,11 @@ func (g *Gateway) Forward(appID string) http.Handler {
 				}
 			}
 			pr.Out.Header.Del("Authorization")
+			// The caller is the gateway's to say, from the verified token.
+			identity.Strip(pr.Out.Header)
+			if c, ok := identity.From(pr.In.Context()); ok {
+				identity.Set(pr.Out.Header, c)
+			}
 			if g.Token != "" {
 				pr.Out.Header.Set(server.AppTokenHeader, g.Token)
 			}
@@ -112,6 +123,11 @@ func (g *Gateway) Forward(appID string) http.Handler {
 				api.WriteError(w, r, g.Log, api.Errorf(api.CodeInvalidRequest, "path %q has dot segments", r.URL.Path))
 				return
 			}
+		}
+		if timeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), timeout)
+			defer cancel()
+			r = r.WithContext(ctx)
 		}
 		proxy.ServeHTTP(w, r)
 	})

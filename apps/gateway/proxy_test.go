@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,9 +15,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
 )
@@ -156,7 +159,7 @@ func TestForwardRewritesTheRequest(t *testing.T) {
 			sc := newFakeSidecar(t, answer(http.StatusOK, `{"ok":true}`))
 			gw := newTestGateway(t, sc.URL)
 
-			w := serve(t, gw.Forward(tt.app), tt.method, tt.target, tt.body, tt.header)
+			w := serve(t, gw.Forward(tt.app, 0), tt.method, tt.target, tt.body, tt.header)
 
 			assert.Equal(t, http.StatusOK, w.Code)
 			assert.JSONEq(t, `{"ok":true}`, w.Body.String())
@@ -178,7 +181,7 @@ func TestForwardDropsClientForwardedHeader(t *testing.T) {
 	sc := newFakeSidecar(t, answer(http.StatusOK, `{}`))
 	gw := newTestGateway(t, sc.URL)
 
-	serve(t, gw.Forward("users"), http.MethodGet, "/api/users/1", "", http.Header{
+	serve(t, gw.Forward("users", 0), http.MethodGet, "/api/users/1", "", http.Header{
 		"Forwarded":       {"for=10.9.9.9;host=evil.example"},
 		"X-Forwarded-For": {"10.9.9.9"},
 	})
@@ -206,7 +209,7 @@ func TestForwardPassesAppAnswersThrough(t *testing.T) {
 			sc := newFakeSidecar(t, answer(tt.status, tt.body))
 			gw := newTestGateway(t, sc.URL)
 
-			w := serve(t, gw.Forward("users"), http.MethodGet, "/api/users/42", "", nil)
+			w := serve(t, gw.Forward("users", 0), http.MethodGet, "/api/users/42", "", nil)
 
 			assert.Equal(t, tt.status, w.Code)
 			assert.Equal(t, tt.body, w.Body.String(), "the body passes byte for byte")
@@ -238,7 +241,7 @@ func TestForwardLargeErrorBodyPassesThrough(t *testing.T) {
 			})
 			gw := newTestGateway(t, sc.URL)
 
-			w := serve(t, gw.Forward("users"), http.MethodPost, "/api/users", "{}", nil)
+			w := serve(t, gw.Forward("users", 0), http.MethodPost, "/api/users", "{}", nil)
 
 			assert.Equal(t, http.StatusBadRequest, w.Code)
 			assert.Equal(t, len(body), w.Body.Len())
@@ -279,7 +282,7 @@ func TestForwardTurnsSidecarErrorsInto503(t *testing.T) {
 			sc := newFakeSidecar(t, answer(tt.status, tt.body))
 			gw := newTestGateway(t, sc.URL)
 
-			w := serve(t, gw.Forward("users"), http.MethodGet, "/api/users/42", "", nil)
+			w := serve(t, gw.Forward("users", 0), http.MethodGet, "/api/users/42", "", nil)
 
 			assert.Equal(t, http.StatusServiceUnavailable, w.Code)
 			assert.Equal(t, api.CodeDependencyUnavailable, requireErrorBody(t, w).Code)
@@ -295,7 +298,7 @@ func TestForwardSidecarUnreachable(t *testing.T) {
 	closed.Close() // nothing listens there any more
 	gw := newTestGateway(t, url)
 
-	w := serve(t, gw.Forward("orders"), http.MethodPost, "/api/orders", `{"user_id":"u-1"}`, nil)
+	w := serve(t, gw.Forward("orders", 0), http.MethodPost, "/api/orders", `{"user_id":"u-1"}`, nil)
 
 	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
 	assert.Equal(t, api.CodeDependencyUnavailable, requireErrorBody(t, w).Code)
@@ -304,52 +307,163 @@ func TestForwardSidecarUnreachable(t *testing.T) {
 
 func TestForwardBadSidecarURLPanics(t *testing.T) {
 	gw := newTestGateway(t, "http://[::1")
-	assert.Panics(t, func() { gw.Forward("users") })
+	assert.Panics(t, func() { gw.Forward("users", 0) })
 }
 
 // defaultPeers are the app ids a gateway calls when nothing overrides them.
 var defaultPeers = config.LoadPeers(func(string) string { return "" })
 
+// testRoutes is the gateway's router over a test identity provider, with a
+// stand-in for /api/status.
+func testRoutes(gw *Gateway, idp *testIdP, peers config.Peers) http.Handler {
+	status := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	return routes(slog.New(slog.DiscardHandler), gw, idp.authenticator(), peers, Timeouts{}, http.NotFoundHandler(),
+		map[string]http.Handler{"GET /api/status": status})
+}
+
 func TestRoutes(t *testing.T) {
 	sc := newFakeSidecar(t, answer(http.StatusOK, `[]`))
+	idp := newTestIdP(t)
 	// The end-to-end harness renames the apps; the public paths stay.
 	peers := config.Peers{Users: "users-e2e", Products: "products-e2e", Orders: "orders-e2e", Payments: "payments-e2e", Notifications: "notifications-e2e"}
-	h := routes(slog.New(slog.DiscardHandler), newTestGateway(t, sc.URL), peers, http.NotFoundHandler())
+	h := testRoutes(newTestGateway(t, sc.URL), idp, peers)
+	customer := identity.Caller{Role: identity.Customer, Subject: "u-1"}
 
 	tests := []struct {
 		name       string
+		method     string
 		target     string
+		as         identity.Caller // zero: no token
 		wantStatus int
 		wantPath   string // "" when the sidecar must not be called
 	}{
-		{name: "users", target: "/api/users/1", wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/users-e2e/method/users/1"},
-		{name: "products root", target: "/api/products", wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/products-e2e/method/products"},
-		{name: "orders", target: "/api/orders/o-1", wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/orders-e2e/method/orders/o-1"},
-		{name: "payments", target: "/api/payments/pay-1", wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/payments-e2e/method/payments/pay-1"},
-		{name: "notifications", target: "/api/notifications", wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/notifications-e2e/method/notifications"},
-		{name: "unknown service", target: "/api/admin/users", wantStatus: http.StatusNotFound},
-		{name: "a service name prefix is not the service", target: "/api/usersx", wantStatus: http.StatusNotFound},
-		{name: "outside the api", target: "/users/1", wantStatus: http.StatusNotFound},
+		{name: "sign up, no token", method: http.MethodPost, target: "/api/users", wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/users-e2e/method/users"},
+		{name: "own user", method: http.MethodGet, target: "/api/users/u-1", as: customer, wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/users-e2e/method/users/u-1"},
+		{name: "another user", method: http.MethodGet, target: "/api/users/u-2", as: customer, wantStatus: http.StatusNotFound},
+		{name: "products root", method: http.MethodGet, target: "/api/products", as: customer, wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/products-e2e/method/products"},
+		{name: "add a product", method: http.MethodPost, target: "/api/products", as: operator, wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/products-e2e/method/products"},
+		{name: "orders", method: http.MethodGet, target: "/api/orders/o-1", as: customer, wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/orders-e2e/method/orders/o-1"},
+		{name: "ship", method: http.MethodPost, target: "/api/orders/o-1/ship", as: operator, wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/orders-e2e/method/orders/o-1/ship"},
+		{name: "payments", method: http.MethodGet, target: "/api/payments/pay-1", as: customer, wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/payments-e2e/method/payments/pay-1"},
+		{name: "notifications", method: http.MethodGet, target: "/api/notifications?user_id=u-1", as: customer, wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/notifications-e2e/method/notifications"},
+		{name: "dead letters", method: http.MethodGet, target: "/api/notifications/dead-letters", as: operator, wantStatus: http.StatusOK, wantPath: "/v1.0/invoke/notifications-e2e/method/notifications/dead-letters"},
+		{name: "status", method: http.MethodGet, target: "/api/status", as: operator, wantStatus: http.StatusOK},
+		{name: "no token", method: http.MethodGet, target: "/api/products", wantStatus: http.StatusUnauthorized},
+		{name: "customer ships", method: http.MethodPost, target: "/api/orders/o-1/ship", as: customer, wantStatus: http.StatusForbidden},
+		// Issue 11: products' reservations were forwarded; nothing off the
+		// table is, whoever asks.
+		{name: "reserve stock", method: http.MethodPost, target: "/api/products/p-1/reservations", as: operator, wantStatus: http.StatusNotFound},
+		{name: "release stock", method: http.MethodDelete, target: "/api/products/p-1/reservations/o-1", as: operator, wantStatus: http.StatusNotFound},
+		{name: "an internal route", method: http.MethodGet, target: "/api/internal/users/u-1", as: operator, wantStatus: http.StatusNotFound},
+		{name: "an event route", method: http.MethodPost, target: "/api/events/orders", as: operator, wantStatus: http.StatusNotFound},
+		{name: "another verb on a listed path", method: http.MethodDelete, target: "/api/products/p-1", as: operator, wantStatus: http.StatusMethodNotAllowed},
+		{name: "unknown service", method: http.MethodGet, target: "/api/admin/users", as: operator, wantStatus: http.StatusNotFound},
+		{name: "a service name prefix is not the service", method: http.MethodGet, target: "/api/usersx", as: operator, wantStatus: http.StatusNotFound},
+		{name: "below a listed route", method: http.MethodGet, target: "/api/orders/o-1/secrets", as: operator, wantStatus: http.StatusNotFound},
+		{name: "outside the api", method: http.MethodGet, target: "/users/1", as: operator, wantStatus: http.StatusNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sc.mu.Lock()
 			sc.seen = nil
 			sc.mu.Unlock()
+			var header http.Header
+			if tt.as != (identity.Caller{}) {
+				header = idp.bearer(t, tt.as)
+			}
 
-			w := serve(t, h, http.MethodGet, tt.target, "", nil)
+			w := serve(t, h, tt.method, tt.target, "", header)
 
-			assert.Equal(t, tt.wantStatus, w.Code)
+			assert.Equal(t, tt.wantStatus, w.Code, w.Body.String())
 			if tt.wantPath == "" {
-				assert.Equal(t, api.CodeNotFound, requireErrorBody(t, w).Code)
+				if tt.wantStatus != http.StatusOK {
+					requireErrorBody(t, w)
+				}
 				sc.mu.Lock()
 				assert.Empty(t, sc.seen, "nothing is forwarded")
 				sc.mu.Unlock()
 				return
 			}
-			assert.Equal(t, tt.wantPath, sc.only(t).Path)
+			got := sc.only(t)
+			assert.Equal(t, tt.wantPath, got.Path)
+			assert.Empty(t, got.Header.Get("Authorization"), "the token stays at the edge")
+			if tt.as != (identity.Caller{}) {
+				assert.Equal(t, []string{tt.as.String()}, got.Header.Values(identity.Header), "the caller is carried inward")
+			} else {
+				assert.Empty(t, got.Header.Values(identity.Header))
+			}
 		})
 	}
+}
+
+// A client cannot pass itself off as anybody: its copies of the identity
+// header are dropped, and only the verified caller is sent on.
+func TestRoutesDropAClientsIdentityHeader(t *testing.T) {
+	sc := newFakeSidecar(t, answer(http.StatusOK, `{}`))
+	idp := newTestIdP(t)
+	h := testRoutes(newTestGateway(t, sc.URL), idp, defaultPeers)
+	forged := []string{"operator:root", "customer:u-victim"}
+	for _, name := range []string{identity.Header, strings.ToLower(identity.Header), "X-ORDERMESH-CALLER"} {
+		t.Run(name, func(t *testing.T) {
+			sc.mu.Lock()
+			sc.seen = nil
+			sc.mu.Unlock()
+			header := idp.bearer(t, ada)
+			header[name] = forged
+			serve(t, h, http.MethodGet, "/api/orders/o-1", "", header)
+			assert.Equal(t, []string{ada.String()}, sc.only(t).Header.Values(identity.Header))
+
+			sc.mu.Lock()
+			sc.seen = nil
+			sc.mu.Unlock()
+			serve(t, h, http.MethodPost, "/api/users", `{}`, http.Header{name: forged})
+			assert.Empty(t, sc.only(t).Header.Values(identity.Header), "an open route carries no identity")
+		})
+	}
+}
+
+// The gateway's route table is the README's public table, row for row, with
+// the same "who" column.
+func TestPublicAPIIsTheREADMETable(t *testing.T) {
+	rows := readmePublicTable(t)
+	var got []string
+	for _, rt := range PublicAPI {
+		got = append(got, rt.Method+" "+rt.Path+" | "+rt.Who.String())
+	}
+	assert.Equal(t, rows, got)
+}
+
+// readmePublicTable reads the README's public table as "METHOD path | who".
+func readmePublicTable(t *testing.T) []string {
+	t.Helper()
+	data, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	var rows []string
+	inTable := false
+	for _, line := range strings.Split(string(data), "\n") {
+		switch {
+		case strings.HasPrefix(line, "| call | who |"):
+			inTable = true
+		case inTable && strings.HasPrefix(line, "| --- "):
+		case inTable && strings.HasPrefix(line, "| `"):
+			cells := strings.Split(line, "|")
+			require.GreaterOrEqual(t, len(cells), 4, line)
+			// The call is the cell's first `code span`: "METHOD /path?query".
+			call := strings.Fields(strings.SplitN(strings.TrimSpace(cells[1]), "`", 3)[1])
+			require.Len(t, call, 2, line)
+			route := call[0] + " " + strings.SplitN(call[1], "?", 2)[0]
+			rows = append(rows, route+" | "+strings.TrimSpace(cells[2]))
+		case inTable:
+			inTable = line == ""
+			if len(rows) > 0 {
+				return rows
+			}
+		}
+	}
+	require.NotEmpty(t, rows, "README.md has a table starting with \"| call | who |\"")
+	return rows
 }
 
 // The gateway is where a request gets its id; the service it calls must log
@@ -366,8 +480,9 @@ func TestRoutesPassTheRequestIDOn(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := newFakeSidecar(t, answer(http.StatusOK, `{}`))
-			h := routes(slog.New(slog.DiscardHandler), newTestGateway(t, sc.URL), defaultPeers, http.NotFoundHandler())
-			header := http.Header{}
+			idp := newTestIdP(t)
+			h := testRoutes(newTestGateway(t, sc.URL), idp, defaultPeers)
+			header := idp.bearer(t, identity.Caller{Role: identity.Customer, Subject: "1"})
 			if tt.incoming != "" {
 				header.Set(server.RequestIDHeader, tt.incoming)
 			}
@@ -408,7 +523,7 @@ func TestForwardNeverLetsAClientSteerTheSidecar(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			sc := newFakeSidecar(t, answer(http.StatusOK, `{}`))
 			gw := newTestGateway(t, sc.URL)
-			serve(t, gw.Forward("users"), http.MethodGet, "/api/users/1", "", tt.header)
+			serve(t, gw.Forward("users", 0), http.MethodGet, "/api/users/1", "", tt.header)
 			got := sc.only(t).Header
 			for name := range got {
 				assert.False(t, strings.HasPrefix(strings.ToLower(name), "dapr-") && name != "Dapr-Api-Token",
@@ -423,7 +538,76 @@ func TestForwardNeverLetsAClientSteerTheSidecar(t *testing.T) {
 func TestForwardRefusesDotSegments(t *testing.T) {
 	sc := newFakeSidecar(t, answer(http.StatusOK, `{}`))
 	gw := newTestGateway(t, sc.URL)
-	w := serve(t, gw.Forward("users"), http.MethodGet, "/api/users/../../../v1.0/state/statestore/k", "", nil)
+	w := serve(t, gw.Forward("users", 0), http.MethodGet, "/api/users/../../../v1.0/state/statestore/k", "", nil)
 	assert.Equal(t, http.StatusBadRequest, w.Code)
 	assert.Equal(t, api.CodeInvalidRequest, requireErrorBody(t, w).Code)
+}
+
+// The gateway's own bound on a service (GATEWAY_PAYMENTS_TIMEOUT for
+// payments): an answer later than it is a 503, one within it passes.
+func TestForwardTimeout(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	sc := newFakeSidecar(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("slow") != "" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+		answer(http.StatusCreated, `{"id":"pay-1"}`)(w, r)
+	})
+	gw := newTestGateway(t, sc.URL)
+	h := gw.Forward("payments", 100*time.Millisecond)
+
+	w := serve(t, h, http.MethodPost, "/api/payments", `{}`, nil)
+	assert.Equal(t, http.StatusCreated, w.Code, "within the bound")
+
+	w = serve(t, h, http.MethodPost, "/api/payments?slow=1", `{}`, nil)
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+	assert.Equal(t, api.CodeDependencyUnavailable, requireErrorBody(t, w).Code)
+
+	timeouts := Timeouts{Default: time.Second, PerService: map[string]time.Duration{"payments": 15 * time.Second}}
+	assert.Equal(t, 15*time.Second, timeouts.of("payments"))
+	assert.Equal(t, time.Second, timeouts.of("orders"))
+}
+
+func TestLoadTimeouts(t *testing.T) {
+	def, err := LoadTimeouts(func(string) string { return "" })
+	require.NoError(t, err)
+	assert.Greater(t, def.of("payments"), PaymentsWorstCase, "the gateway outwaits payments' worst case")
+	assert.Zero(t, def.of("orders"), "other services: the sidecar's timeouts")
+
+	set, err := LoadTimeouts(func(k string) string { return map[string]string{"GATEWAY_PAYMENTS_TIMEOUT": "30s"}[k] })
+	require.NoError(t, err)
+	assert.Equal(t, 30*time.Second, set.of("payments"))
+
+	_, err = LoadTimeouts(func(string) string { return "soon" })
+	assert.Error(t, err)
+}
+
+// The gateway's sidecar must not cut a payment off before the gateway does:
+// its timeout for payments is above the gateway's default.
+func TestEdgeResiliencyOutwaitsPayments(t *testing.T) {
+	data, err := os.ReadFile("../../dapr/resources/resiliency-edge.yaml")
+	require.NoError(t, err)
+	var doc struct {
+		Spec struct {
+			Policies struct {
+				Timeouts map[string]string `yaml:"timeouts"`
+			} `yaml:"policies"`
+			Targets struct {
+				Apps map[string]struct {
+					Timeout string `yaml:"timeout"`
+				} `yaml:"apps"`
+			} `yaml:"targets"`
+		} `yaml:"spec"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &doc))
+	policy := doc.Spec.Targets.Apps["payments"].Timeout
+	sidecar, err := time.ParseDuration(doc.Spec.Policies.Timeouts[policy])
+	require.NoError(t, err, "payments' timeout policy %q", policy)
+	def, err := LoadTimeouts(func(string) string { return "" })
+	require.NoError(t, err)
+	assert.Greater(t, sidecar, def.of("payments"))
 }

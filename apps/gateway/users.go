@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 
 	"github.com/gorilla/mux"
@@ -102,9 +103,15 @@ func (c *UserCopies) Get(id string) ([]byte, bool) {
 	return doc, ok
 }
 
-// Forget drops a user that no longer exists.
+// Forget drops a user that no longer exists, and its place in the eviction
+// order: left there, it would make the store evict a live copy early (it
+// counts as one of max) and grow the order slice without bound.
 func (c *UserCopies) Forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.byID[id]; !ok {
+		return
+	}
 	delete(c.byID, id)
+	c.order = slices.DeleteFunc(c.order, func(o string) bool { return o == id })
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/events"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
@@ -22,8 +23,11 @@ func appHandler(appToken string, log *slog.Logger, n *Notifier, ready http.Handl
 func routes(log *slog.Logger, n *Notifier, ready http.Handler) http.Handler {
 	h := handlers{log: log, notifier: n}
 	r := server.NewRouter(ready)
-	r.HandleFunc("/notifications", h.list).Methods(http.MethodGet)
-	r.HandleFunc("/notifications/dead-letters", h.deadLetters).Methods(http.MethodGet)
+	// Public routes, reached from the gateway with the caller it verified
+	// (identity.Require): a customer reads its own notifications, an
+	// operator the dead letters.
+	r.Handle("/notifications", identity.RequireFunc(h.list, identity.Customer)).Methods(http.MethodGet)
+	r.Handle("/notifications/dead-letters", identity.RequireFunc(h.deadLetters, identity.Operator)).Methods(http.MethodGet)
 	r.HandleFunc("/events/orders", h.orderEvent).Methods(http.MethodPost)
 	r.HandleFunc("/events/dead-letters", h.deadLetter).Methods(http.MethodPost)
 	return server.Handler(log, r)
@@ -44,7 +48,11 @@ func pageRequest(r *http.Request) PageRequest {
 }
 
 func (h handlers) list(w http.ResponseWriter, r *http.Request) {
-	page, err := h.notifier.Notifications(r.Context(), r.URL.Query().Get("user_id"), pageRequest(r))
+	userID := r.URL.Query().Get("user_id")
+	page, err := h.notifier.Notifications(r.Context(), userID, pageRequest(r))
+	if err == nil && !identity.Sees(r.Context(), userID) { // another customer's: as if absent
+		err = api.Errorf(api.CodeNotFound, "no notifications for user %q", userID)
+	}
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/events"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 )
 
 // newTestHandler serves the notifications routes over a fake inbox.
@@ -30,6 +31,7 @@ func serve(t *testing.T, h http.Handler, method, target, body string) *httptest.
 	t.Helper()
 	r := httptest.NewRequestWithContext(t.Context(), method, target, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/cloudevents+json")
+	r.Header.Set(identity.Header, testCaller(target))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w

@@ -44,6 +44,7 @@ func postTo(t *testing.T, h http.Handler, target string, body []byte) *httptest.
 	t.Helper()
 	r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, target, bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
+	asCustomer(r, body)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w

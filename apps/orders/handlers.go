@@ -10,6 +10,7 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/events"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
@@ -17,9 +18,12 @@ import (
 func routes(log *slog.Logger, d *Desk, ready http.Handler) http.Handler {
 	h := handlers{log: log, desk: d}
 	r := server.NewRouter(ready)
-	r.HandleFunc("/orders", h.place).Methods(http.MethodPost)
-	r.HandleFunc("/orders/{id}", h.order).Methods(http.MethodGet)
-	r.HandleFunc("/orders/{id}/ship", h.ship).Methods(http.MethodPost)
+	// Public routes, reached from the gateway with the caller it verified
+	// (identity.Require): a customer orders for itself and reads its own
+	// orders, an operator reads and ships.
+	r.Handle("/orders", identity.RequireFunc(h.place, identity.Customer)).Methods(http.MethodPost)
+	r.Handle("/orders/{id}", identity.RequireFunc(h.order, identity.Customer, identity.Operator)).Methods(http.MethodGet)
+	r.Handle("/orders/{id}/ship", identity.RequireFunc(h.ship, identity.Operator)).Methods(http.MethodPost)
 	// What payments calls: an order read answered the internal way.
 	r.HandleFunc("/internal/orders/{id}", h.orderInternal).Methods(http.MethodGet)
 	// Where Dapr delivers payments' events (dapr/resources/subscriptions.yaml).
@@ -38,6 +42,10 @@ func (h handlers) place(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.log, err)
 		return
 	}
+	if api.ValidID(in.UserID) && !identity.Sees(r.Context(), in.UserID) { // another customer: as if unknown
+		api.WriteError(w, r, h.log, api.Errorf(api.CodeUnknownUser, "user %s does not exist", in.UserID))
+		return
+	}
 	o, err := h.desk.Place(r.Context(), in)
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
@@ -49,6 +57,9 @@ func (h handlers) place(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) order(w http.ResponseWriter, r *http.Request) {
 	o, err := h.desk.Order(r.Context(), mux.Vars(r)["id"])
+	if err == nil && !identity.Sees(r.Context(), o.UserID) { // another customer's: as if absent
+		err = api.Errorf(api.CodeNotFound, "order %q not found", o.ID)
+	}
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
 		return

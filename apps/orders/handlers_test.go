@@ -47,7 +47,7 @@ func TestPlaceHandler(t *testing.T) {
 			h := routes(slog.New(slog.DiscardHandler), d, http.NotFoundHandler())
 			w := httptest.NewRecorder()
 
-			h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader(tt.body)))
+			h.ServeHTTP(w, asCustomer(httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader(tt.body)), []byte(tt.body)))
 
 			assert.Equal(t, tt.wantStatus, w.Code)
 			assert.Equal(t, "application/json", w.Header().Get("Content-Type"))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 )
 
 // paymentsSnapshot is what the fakes behind a Cashier hold.
@@ -97,6 +98,7 @@ func FuzzPayHandler(f *testing.F) {
 
 		r := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/payments", bytes.NewReader(body))
 		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set(identity.Header, "customer:u-1")
 		for i := range int(headers % 3) {
 			r.Header.Add(IdempotencyKeyHeader, key+strings.Repeat("x", i))
 		}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 
 	"github.com/gorilla/mux"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
@@ -26,8 +28,10 @@ func appHandler(appToken string, log *slog.Logger, c *Cashier, ready http.Handle
 func routes(log *slog.Logger, c *Cashier, ready http.Handler) http.Handler {
 	h := handlers{log: log, cashier: c}
 	r := server.NewRouter(ready)
-	r.HandleFunc("/payments", h.pay).Methods(http.MethodPost)
-	r.HandleFunc("/payments/{id}", h.payment).Methods(http.MethodGet)
+	// Public routes, reached from the gateway with the caller it verified
+	// (identity.Require): a customer pays and reads only its own orders'.
+	r.Handle("/payments", identity.RequireFunc(h.pay, identity.Customer)).Methods(http.MethodPost)
+	r.Handle("/payments/{id}", identity.RequireFunc(h.payment, identity.Customer)).Methods(http.MethodGet)
 	return server.Handler(log, r)
 }
 
@@ -47,6 +51,12 @@ func (h handlers) pay(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.log, err)
 		return
 	}
+	if api.ValidID(in.OrderID) {
+		if err := h.ownOrder(r, in.OrderID); err != nil {
+			api.WriteError(w, r, h.log, err)
+			return
+		}
+	}
 	p, replayed, err := h.cashier.Pay(r.Context(), r.Header.Get(IdempotencyKeyHeader), in)
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
@@ -63,9 +73,32 @@ func (h handlers) pay(w http.ResponseWriter, r *http.Request) {
 
 func (h handlers) payment(w http.ResponseWriter, r *http.Request) {
 	p, err := h.cashier.Payment(r.Context(), mux.Vars(r)["id"])
+	if err == nil {
+		if ownErr := h.ownOrder(r, p.OrderID); ownErr != nil {
+			err = ownErr
+			var refusal *api.Error
+			if errors.As(ownErr, &refusal) { // another customer's: as if absent
+				err = api.Errorf(api.CodeNotFound, "payment %q not found", p.ID)
+			}
+		}
+	}
 	if err != nil {
 		api.WriteError(w, r, h.log, err)
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, p)
+}
+
+// ownOrder checks that the request's caller may act on order orderID: an
+// order that is not the caller's is answered as unknown, exactly like one
+// that does not exist, so a customer cannot tell the two apart.
+func (h handlers) ownOrder(r *http.Request, orderID string) error {
+	o, err := h.cashier.orders.Order(r.Context(), orderID)
+	if err == nil && !identity.Sees(r.Context(), o.UserID) {
+		err = ErrUnknownOrder
+	}
+	if errors.Is(err, ErrUnknownOrder) {
+		return api.Errorf(api.CodeUnknownOrder, "order %s does not exist", orderID)
+	}
+	return err
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 )
 
 // newTestHandler serves the payments routes over a fixture.
@@ -31,6 +32,7 @@ func serve(t *testing.T, h http.Handler, method, path, body string, keys ...stri
 	t.Helper()
 	r := httptest.NewRequestWithContext(t.Context(), method, path, strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set(identity.Header, "customer:u-1") // the fixture's orders are u-1's
 	for _, k := range keys {
 		r.Header.Add(IdempotencyKeyHeader, k)
 	}

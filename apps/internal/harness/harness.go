@@ -242,6 +242,9 @@ func Prepare(t testing.TB, opts Options) *System {
 		t.Fatalf("harness: write resources: %v", err)
 	}
 	s.declareTopology()
+	if err := s.writeJWKS(); err != nil {
+		t.Fatalf("harness: write the gateway's JWKS: %v", err)
+	}
 	return s
 }
 
@@ -275,6 +278,7 @@ func (s *System) AppEnv(name string) map[string]string {
 	}
 	if name == "gateway" {
 		env["SIDECAR_METRICS"] = strings.Join(metrics, ",")
+		env["AUTH_JWKS"] = s.JWKSPath() // issuer and audience: the development ones
 	}
 	for k, v := range s.opts.Env[name] {
 		env[k] = v

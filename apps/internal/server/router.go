@@ -22,6 +22,13 @@ func NewRouter(ready http.Handler) *mux.Router {
 }
 
 // Handler wraps a router with the middleware every app uses.
-func Handler(log *slog.Logger, r *mux.Router) http.Handler {
-	return Middleware(log, r)
+func Handler(log *slog.Logger, r *mux.Router) *Routed {
+	return &Routed{Handler: Middleware(log, r), Router: r}
+}
+
+// Routed is an app's router behind its middleware. It keeps the router so
+// that a test can walk every route an app serves (apps/internal/surface).
+type Routed struct {
+	http.Handler
+	Router *mux.Router
 }

@@ -1,0 +1,15 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+	"testing"
+
+	"github.com/ordermesh/ordermesh/apps/internal/surface"
+)
+
+// Every route users serves is listed in apps/internal/surface with who may
+// reach it, and nothing listed is missing.
+func TestSurface(t *testing.T) {
+	surface.Require(t, "users", routes(slog.New(slog.DiscardHandler), nil, http.NotFoundHandler()))
+}
