@@ -14,8 +14,8 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/events"
-	"github.com/ordermesh/ordermesh/apps/internal/server"
 	"github.com/ordermesh/ordermesh/apps/internal/identity"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
 // newTestHandler serves the notifications routes over a fake inbox.

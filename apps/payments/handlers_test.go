@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
-	"github.com/ordermesh/ordermesh/apps/internal/server"
 	"github.com/ordermesh/ordermesh/apps/internal/identity"
+	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
 // newTestHandler serves the payments routes over a fixture.
