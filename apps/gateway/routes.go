@@ -6,6 +6,7 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/config"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
 )
 
 // routes registers the public API: each service's resources under /api.
@@ -26,7 +27,8 @@ func routes(log *slog.Logger, g *Gateway, peers config.Peers, ready http.Handler
 		r.Handle("/api/"+svc.prefix, fwd)
 		r.PathPrefix("/api/" + svc.prefix + "/").Handler(fwd)
 	}
-	return server.Handler(log, r)
+	// Every public request starts a trace of its own; X-Trace-Id names it.
+	return telemetry.StartAtEdge(server.Handler(log, r))
 }
 
 // Route is a gateway route that does more than forward.
