@@ -77,6 +77,10 @@ type Options struct {
 	// Insecure runs without Sentry, mTLS, access policies and API tokens,
 	// as `make run MTLS=off` does.
 	Insecure bool
+	// TraceEndpoint is the OTLP/gRPC address (host:port) the sidecars send
+	// their spans to. Empty turns tracing off: a test system never sends
+	// spans to the collector of a running `make run`.
+	TraceEndpoint string
 }
 
 // System is a running ordermesh.
