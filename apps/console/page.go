@@ -40,7 +40,7 @@ pre{white-space:pre-wrap;font-size:12px;margin:0}
 </style>{{end}}
 
 {{define "index"}}<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>ordermesh console</title>{{template "style"}}</head>
+<html lang="en"><head><meta charset="utf-8"><title>ordermesh console</title><link rel="icon" href="data:,">{{template "style"}}</head>
 <body><header><h1>ordermesh console</h1><span class="muted">read-only · refreshes every 3 s</span><span id="refresh-error"></span></header>
 <main id="panel">{{template "panel" .}}</main>
 <script>
@@ -109,7 +109,7 @@ pre{white-space:pre-wrap;font-size:12px;margin:0}
 {{end}}
 
 {{define "trace"}}<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>trace {{.Trace.TraceID}} · ordermesh console</title>{{template "style"}}</head>
+<html lang="en"><head><meta charset="utf-8"><title>trace {{.Trace.TraceID}} · ordermesh console</title><link rel="icon" href="data:,">{{template "style"}}</head>
 <body><header><h1>ordermesh console</h1><a href="/">← back</a></header>
 <main>
 <section><h2>Trace <code id="trace-id">{{.Trace.TraceID}}</code></h2>
