@@ -42,7 +42,7 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
 		trace := telemetry.FromRequest(r)
 		ctx = telemetry.WithTrace(ctx, trace)
-		ctx, route := telemetry.WithRouteHolder(ctx)
+		ctx, info := telemetry.WithRequest(ctx)
 		r.Header.Set(telemetry.TraceparentHeader, trace.Traceparent())
 		r = r.WithContext(ctx)
 		w.Header().Set(RequestIDHeader, id)
@@ -64,7 +64,7 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK // what net/http answers for a handler that wrote nothing
 			}
-			telemetry.ObserveRequest(r.Method, route(), status, time.Since(start))
+			telemetry.ObserveRequest(r.Method, info, status, time.Since(start))
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 				return
 			}

@@ -76,6 +76,36 @@ func TestMiddlewareCountsRequestsByRouteTemplate(t *testing.T) {
 	}
 }
 
+func TestMiddlewareCountsErrorsByCode(t *testing.T) {
+	r := server.NewRouter(http.NotFoundHandler())
+	r.HandleFunc("/orders", func(w http.ResponseWriter, r *http.Request) {
+		api.WriteError(w, r, slog.New(slog.DiscardHandler), api.Errorf(api.CodeInsufficientStock, "only 2 left"))
+	}).Methods(http.MethodPost)
+	h := server.Handler(slog.New(slog.DiscardHandler), r)
+	count := func() float64 {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(w.Body)
+		require.NoError(t, err)
+		for _, m := range families["http_server_errors_total"].GetMetric() {
+			l := map[string]string{}
+			for _, p := range m.GetLabel() {
+				l[p.GetName()] = p.GetValue()
+			}
+			if l["route"] == "/orders" && l["code"] == string(api.CodeInsufficientStock) && l["method"] == http.MethodPost {
+				return m.GetCounter().GetValue()
+			}
+		}
+		return 0
+	}
+	before := count()
+	for range 2 {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/orders", nil))
+	}
+	assert.Equal(t, before+2, count())
+}
+
 func TestMiddlewareJoinsTheTrace(t *testing.T) {
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	tests := []struct {

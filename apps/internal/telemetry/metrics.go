@@ -31,21 +31,41 @@ var requestDuration = promauto.NewHistogramVec(prometheus.HistogramOpts{
 // MetricsHandler serves the process's metrics in the Prometheus text format.
 func MetricsHandler() http.Handler { return promhttp.Handler() }
 
-type routeKey struct{}
+// refusals counts the requests answered with an error body, by its code:
+// orders refused for insufficient_stock or unknown_user, payments refused as
+// idempotency_key_reused, dependency_unavailable anywhere.
+var refusals = promauto.NewCounterVec(prometheus.CounterOpts{
+	Name: "http_server_errors_total",
+	Help: "Requests answered with a JSON error, by method, route template and error code.",
+}, []string{"method", "route", "code"})
 
-// routeHolder is filled in by CaptureRoute inside the router and read by the
-// middleware outside it, once the request is done.
-type routeHolder struct{ template string }
+type requestKey struct{}
 
-// WithRouteHolder returns ctx with room for the route template CaptureRoute
-// records, and a function that reads it afterwards.
-func WithRouteHolder(ctx context.Context) (context.Context, func() string) {
-	h := &routeHolder{}
-	return context.WithValue(ctx, routeKey{}, h), func() string {
-		if h.template == "" {
-			return UnmatchedRoute
-		}
-		return h.template
+// Request is what the middleware learns about a request while the router
+// and the handler serve it: the matched route (CaptureRoute) and the code of
+// the error answered (RecordErrorCode).
+type Request struct {
+	route, code string
+}
+
+// WithRequest returns ctx carrying a Request for the layers inside to fill.
+func WithRequest(ctx context.Context) (context.Context, *Request) {
+	req := &Request{}
+	return context.WithValue(ctx, requestKey{}, req), req
+}
+
+// Route is the template of the route that served the request.
+func (r *Request) Route() string {
+	if r.route == "" {
+		return UnmatchedRoute
+	}
+	return r.route
+}
+
+// RecordErrorCode notes the code of the error a request is answered with.
+func RecordErrorCode(ctx context.Context, code string) {
+	if req, ok := ctx.Value(requestKey{}).(*Request); ok {
+		req.code = code
 	}
 }
 
@@ -53,10 +73,10 @@ func WithRouteHolder(ctx context.Context) (context.Context, func() string) {
 // template for the request metrics.
 func CaptureRoute(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if h, ok := r.Context().Value(routeKey{}).(*routeHolder); ok {
+		if req, ok := r.Context().Value(requestKey{}).(*Request); ok {
 			if route := mux.CurrentRoute(r); route != nil {
 				if tpl, err := route.GetPathTemplate(); err == nil {
-					h.template = tpl
+					req.route = tpl
 				}
 			}
 		}
@@ -65,11 +85,14 @@ func CaptureRoute(next http.Handler) http.Handler {
 }
 
 // ObserveRequest records one answered request.
-func ObserveRequest(method, route string, status int, took time.Duration) {
+func ObserveRequest(method string, req *Request, status int, took time.Duration) {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
 	default:
 		method = "other" // a client's made-up verbs do not make series
 	}
-	requestDuration.WithLabelValues(method, route, strconv.Itoa(status)).Observe(took.Seconds())
+	requestDuration.WithLabelValues(method, req.Route(), strconv.Itoa(status)).Observe(took.Seconds())
+	if req.code != "" {
+		refusals.WithLabelValues(method, req.Route(), req.code).Inc()
+	}
 }
