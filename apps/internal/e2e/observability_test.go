@@ -107,6 +107,18 @@ func TestOneOrderOneTrace(t *testing.T) {
 	}
 	assert.EqualValues(t, 1, requestCounts(t, o.App("gateway"))["POST /api/orders 201"])
 	assert.EqualValues(t, 1, requestCounts(t, o.App("orders"))["POST /orders 201"])
+	// And the domain's own counters.
+	assert.EqualValues(t, 1, counterValue(t, o.App("orders"), "ordermesh_orders_placed_total", nil))
+	assert.EqualValues(t, 1, counterValue(t, o.App("payments"), "ordermesh_payments_total", map[string]string{"result": "paid"}))
+	eventually(t, 10*time.Second, func() (bool, string) {
+		n := counterValue(t, o.App("notifications"), "ordermesh_notification_events_total", map[string]string{"kind": "order", "outcome": "SUCCESS"})
+		return n >= 1, fmt.Sprintf("notifications handled %v order events", n)
+	})
+	// A refusal is counted by its reason where it is decided.
+	res = o.api(t, http.MethodPost, "/api/orders", map[string]any{"user_id": u.ID, "product_id": p.ID, "quantity": 1000})
+	require.Equal(t, http.StatusConflict, res.Status, "%s", res.Body)
+	assert.EqualValues(t, 1, counterValue(t, o.App("orders"), "http_server_errors_total",
+		map[string]string{"route": "/orders", "code": "insufficient_stock"}))
 
 	// Prometheus scrapes every sidecar and every app.
 	want := 2 * len(harness.Apps)

@@ -248,6 +248,33 @@ func requestCounts(t *testing.T, a *harness.App) map[string]uint64 {
 	return out
 }
 
+// counterValue reads one counter of an app's /metrics, summed over the
+// series whose labels include want.
+func counterValue(t *testing.T, a *harness.App, name string, want map[string]string) float64 {
+	t.Helper()
+	res, err := http.Get(a.URL() + "/metrics")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	require.NoError(t, err)
+	var sum float64
+next:
+	for _, m := range families[name].GetMetric() {
+		for k, v := range want {
+			found := false
+			for _, l := range m.GetLabel() {
+				found = found || (l.GetName() == k && l.GetValue() == v)
+			}
+			if !found {
+				continue next
+			}
+		}
+		sum += m.GetCounter().GetValue()
+	}
+	return sum
+}
+
 // served sums the counts of requests other than probes and scrapes.
 func served(counts map[string]uint64) uint64 {
 	var n uint64
