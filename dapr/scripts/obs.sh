@@ -3,7 +3,8 @@
 # ordermesh console, all on loopback. `make run` calls `start` before the apps
 # and `stop` on Ctrl-C; OBS=off skips both.
 #
-#   dapr/scripts/obs.sh build   build Jaeger into .dapr/bin (cached by version: only the first run pays)
+#   dapr/scripts/obs.sh build   build Jaeger into .dapr/bin (cached by version: only the first run pays;
+#                               the end-to-end tests need it too)
 #   dapr/scripts/obs.sh start   start whatever of the three is not running; prints the console's URL
 #   dapr/scripts/obs.sh stop    stop the three
 #   dapr/scripts/obs.sh status  say what runs where
@@ -108,7 +109,6 @@ stop_one() {
 case "${1:-}" in
 build)
 	build_jaeger
-	build_console
 	;;
 start)
 	mkdir -p "$dir"
