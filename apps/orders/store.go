@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
 )
 
 // stateOrders keeps orders in the orders service's own store as "order/<id>".
@@ -34,7 +35,7 @@ func (s stateOrders) Create(ctx context.Context, o Order, ev Event) error {
 	}
 	key := "order/" + o.ID
 	return s.store.Transact(ctx, nil,
-		sidecar.Op{Key: key, Value: o, Meta: jsonValue},
+		sidecar.Op{Key: key, Value: o, Meta: telemetry.WithTraceMetadata(ctx, jsonValue)}, // the event joins the order's trace
 		sidecar.Op{Key: key, Value: ev, Meta: projection},
 	)
 }
@@ -45,7 +46,7 @@ func (s stateOrders) Update(ctx context.Context, o Order, etag string, ev Event)
 	}
 	key := "order/" + o.ID
 	err := s.store.Transact(ctx, nil,
-		sidecar.Op{Key: key, Value: o, ETag: etag, Meta: jsonValue},
+		sidecar.Op{Key: key, Value: o, ETag: etag, Meta: telemetry.WithTraceMetadata(ctx, jsonValue)},
 		sidecar.Op{Key: key, Value: ev, ETag: etag, Meta: projection},
 	)
 	if err == nil {

@@ -147,3 +147,24 @@ func isHex(s string, n int) bool {
 }
 
 func allZero(s string) bool { return strings.Trim(s, "0") == "" }
+
+// WithTraceMetadata returns a copy of meta with the trace of ctx added as
+// traceparent (and tracestate), for the state operation whose value Dapr's
+// outbox publishes: the outbox copies that operation's metadata into the
+// event's CloudEvent fields. daprd 1.18.2 stages the event with the
+// transaction's trace in `traceid` but an empty `traceparent`, and a
+// subscriber's sidecar reads `traceparent` first, so without this the event's
+// delivery would start a trace of its own instead of joining the order's.
+func WithTraceMetadata(ctx context.Context, meta map[string]string) map[string]string {
+	out := make(map[string]string, len(meta)+2)
+	for k, v := range meta {
+		out[k] = v
+	}
+	if t, ok := TraceFrom(ctx); ok {
+		out[TraceparentHeader] = t.Traceparent()
+		if t.State != "" {
+			out[TracestateHeader] = t.State
+		}
+	}
+	return out
+}

@@ -143,3 +143,12 @@ func TestUnaryClientInterceptorSendsTraceparent(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"00-" + traceID + "-" + spanID + "-01"}, md.Get("traceparent"))
 }
+
+func TestWithTraceMetadata(t *testing.T) {
+	meta := map[string]string{"contentType": "application/json"}
+	ctx := telemetry.WithTrace(context.Background(), telemetry.Trace{TraceID: traceID, SpanID: spanID, Sampled: true})
+	got := telemetry.WithTraceMetadata(ctx, meta)
+	assert.Equal(t, map[string]string{"contentType": "application/json", "traceparent": "00-" + traceID + "-" + spanID + "-01"}, got)
+	assert.Equal(t, map[string]string{"contentType": "application/json"}, meta, "the shared map is not changed")
+	assert.Equal(t, meta, telemetry.WithTraceMetadata(context.Background(), meta), "no trace, nothing added")
+}
