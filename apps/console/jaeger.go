@@ -123,8 +123,9 @@ func (j *Jaeger) Trace(ctx context.Context, id string) (t JaegerTrace, ok bool, 
 }
 
 // placeOrder matches the gateway sidecar's span of a call that places an
-// order: POST to the orders app's method "orders".
-var placeOrder = regexp.MustCompile(`/method/orders$`)
+// order, the orders app's method "orders": daprd 1.18 names it
+// CallLocal/<orders app id>/orders (a read is .../orders/<id>).
+var placeOrder = regexp.MustCompile(`^CallLocal/[^/]+/orders$|/method/orders$`)
 
 // Orders returns the latest traces (newest first) in which the gateway's
 // sidecar placed an order.
@@ -163,7 +164,7 @@ func isOrderPlacement(s JaegerSpan) bool {
 	if method == "" {
 		method = s.Tag("http.request.method")
 	}
-	return method == http.MethodPost && (placeOrder.MatchString(s.OperationName) || placeOrder.MatchString(s.Tag("http.url")) || placeOrder.MatchString(s.Tag("url.full")))
+	return (method == "" || method == http.MethodPost) && placeOrder.MatchString(s.OperationName)
 }
 
 func (j *Jaeger) get(ctx context.Context, path string, v any) (int, error) {
