@@ -140,3 +140,46 @@ not json at all
 	assert.Equal(t, "dependency unavailable", lines[0].Msg)
 	assert.Equal(t, "request", lines[1].Msg)
 }
+
+func TestTopologyColumns(t *testing.T) {
+	apps := []AppView{{App: App{ID: "gateway"}}, {App: App{ID: "orders"}}, {App: App{ID: "users"}}, {App: App{ID: "notifications"}, AppError: "down", Problems: []string{"app not ready"}}}
+	edges := []Edge{
+		{From: "gateway", To: "orders", Kind: "invoke", Total: 3},
+		{From: "gateway", To: "users", Kind: "invoke", Total: 1},
+		{From: "orders", To: "users", Kind: "invoke", Total: 3, Errors: 1},
+		{From: "orders", To: "topic:orders", Kind: "publish", Total: 3},
+		{From: "topic:orders", To: "notifications", Kind: "consume", Total: 3},
+	}
+	svg := string(topologySVG(Snapshot{Apps: apps, Edges: edges}))
+	x := func(node string) string {
+		i := strings.Index(svg, `data-node="`+node+`"><rect x="`)
+		require.GreaterOrEqual(t, i, 0, node)
+		rest := svg[i+len(`data-node="`+node+`"><rect x="`):]
+		return rest[:strings.IndexByte(rest, '"')]
+	}
+	assert.Equal(t, "20", x("gateway"), "nobody calls the gateway")
+	assert.Equal(t, "320", x("orders"))
+	assert.Equal(t, "320", x("users"))
+	assert.Equal(t, "620", x("topic:orders"), "topics right of the apps")
+	assert.Equal(t, "920", x("notifications"), "only a consumer: right of the topics")
+	assert.Contains(t, svg, `<g class="edge invoke failing" data-from="orders" data-to="users"`)
+	assert.Contains(t, svg, `<g class="node app unhealthy" data-node="notifications">`)
+	assert.Equal(t, 5, strings.Count(svg, `<g class="edge `))
+}
+
+func TestOutboxTopic(t *testing.T) {
+	for _, tt := range []struct {
+		app, topic, want string
+		internal         bool
+	}{
+		{"orders", "ordersordersoutbox", "orders", true},
+		{"orders-e2e1", "orders-e2e1ordersoutbox", "orders", true},
+		{"orders", "orders", "orders", false},
+		{"payments", "payments", "payments", false},
+		{"orders", "ordersoutbox", "ordersoutbox", false},
+	} {
+		got, internal := outboxTopic(tt.app, tt.topic)
+		assert.Equal(t, tt.want, got, tt.topic)
+		assert.Equal(t, tt.internal, internal, tt.topic)
+	}
+}

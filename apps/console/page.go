@@ -33,10 +33,12 @@ tr.unhealthy{background:#fff1f1} #problems li{color:#c62828}
 .state-closed{background:#e3f2e6;color:#197a33;padding:1px 6px;border-radius:4px}
 svg text{font:12px system-ui,sans-serif} .node rect{fill:#eef3fb;stroke:#4e79a7} .node.topic rect{fill:#fff8e6;stroke:#c79100}
 .node.unhealthy rect{fill:#fde7e7;stroke:#c62828;stroke-width:2} .edge path{fill:none;stroke:#777;stroke-width:1.5}
-.edge.publish path,.edge.consume path{stroke-dasharray:5 3} .edge.failing path{stroke:#c62828} .edge text{fill:#333;font-size:11px}
+.edge.publish path,.edge.consume path{stroke-dasharray:5 3} .edge.failing path{stroke:#c62828}
 .span.failed rect{stroke:#c62828;stroke-width:2} .axis,.dur{fill:#777;font-size:11px}
 .muted{color:#888} .banner{background:#fff3cd;padding:6px 10px;border-radius:4px}
-pre{white-space:pre-wrap;font-size:12px;margin:0}
+pre{white-space:pre-wrap;word-break:break-all;font-size:12px;margin:0}
+#logs{table-layout:fixed} #logs td:nth-child(1){width:100px} #logs td:nth-child(2){width:140px} #logs td:nth-child(3){width:60px}
+.edge-label rect{fill:#fff;opacity:.85} .edge-label text{font-size:10.5px;fill:#333}
 </style>{{end}}
 
 {{define "index"}}<!doctype html>
@@ -68,24 +70,20 @@ pre{white-space:pre-wrap;font-size:12px;margin:0}
 {{if .Problems}}<ul id="problems">{{range .Problems}}<li>{{.}}</li>{{end}}</ul>{{else}}<p class="ok" id="all-healthy">Everything is healthy.</p>{{end}}
 </section>
 
-<section><h2>Apps and their sidecars</h2>
-<table id="apps"><tr><th>app</th><th>app</th><th>sidecar</th><th>daprd</th><th>ports (app · http · grpc · metrics)</th><th>components</th><th>subscriptions</th></tr>
-{{range .Apps}}<tr data-app="{{.ID}}" data-healthy="{{.Healthy}}"{{if not .Healthy}} class="unhealthy"{{end}}>
-<td><b>{{.ID}}</b></td>
-<td>{{if .AppError}}<span class="bad" title="{{.AppError}}">not ready</span>{{else}}<span class="ok">ready</span>{{end}}</td>
-<td>{{if .SidecarError}}<span class="bad" title="{{.SidecarError}}">unhealthy</span>{{else}}<span class="ok">healthy</span>{{end}}</td>
-<td>{{if .Version}}{{.Version}}{{else}}<span class="muted">?</span>{{end}}</td>
-<td><code>{{.AppPort}} · {{.HTTPPort}} · {{.GRPCPort}} · {{.MetricsPort}}</code></td>
-<td>{{range .Components}}<div><code>{{.Name}}</code> <span class="muted">{{.Type}}/{{.Version}}</span></div>{{end}}{{range .Metrics.FailedComponents}}<div class="bad problem">{{.}} failed</div>{{end}}</td>
-<td>{{range .Subscriptions}}<div><code>{{.PubsubName}}/{{.Topic}}</code>{{range .Rules}} → <code>{{.Path}}</code>{{end}}{{if .DeadLetterTopic}} <span class="muted">dead letters: {{.DeadLetterTopic}}</span>{{end}}</div>{{end}}</td>
-</tr>{{end}}
-</table></section>
+
 
 <section><h2>Topology</h2>
 <p class="muted">Service invocation (solid) and events (dashed), from the sidecars' metrics through Prometheus: rate over the last minute; error share, p99 and totals since the sidecars started.</p>
 {{if .EdgesError}}<p class="banner">Prometheus: {{.EdgesError}}</p>{{end}}
 {{topology .}}
 {{if .Targets}}<p class="muted">Prometheus targets: {{range .Targets}}<span{{if ne .Health "up"}} class="bad"{{end}} data-target="{{.Job}}/{{.App}}" data-health="{{.Health}}">{{.Job}}/{{.App}} {{.Health}}</span>; {{end}}</p>{{end}}
+</section>
+
+<section><h2>Latest orders</h2>
+{{if .OrdersError}}<p class="banner">Jaeger: {{.OrdersError}}</p>{{end}}
+{{if .Orders}}<table id="orders"><tr><th>placed at</th><th>trace</th><th>took</th><th>spans</th><th>services</th></tr>
+{{range .Orders}}<tr data-trace="{{.TraceID}}"{{if .Failed}} class="unhealthy"{{end}}><td>{{clock .Start}}</td><td><a href="/traces/{{.TraceID}}"><code>{{.TraceID}}</code></a></td><td>{{ms .Duration}}</td><td>{{.Spans}}</td><td>{{join .Services ", "}}</td></tr>{{end}}
+</table>{{else}}<p class="muted">No order traced yet.</p>{{end}}
 </section>
 
 <section><h2>Circuit breakers</h2>
@@ -100,12 +98,19 @@ pre{white-space:pre-wrap;font-size:12px;margin:0}
 </table>{{else}}<p class="ok">None.</p>{{end}}
 </section>
 
-<section><h2>Latest orders</h2>
-{{if .OrdersError}}<p class="banner">Jaeger: {{.OrdersError}}</p>{{end}}
-{{if .Orders}}<table id="orders"><tr><th>placed at</th><th>trace</th><th>took</th><th>spans</th><th>services</th></tr>
-{{range .Orders}}<tr data-trace="{{.TraceID}}"{{if .Failed}} class="unhealthy"{{end}}><td>{{clock .Start}}</td><td><a href="/traces/{{.TraceID}}"><code>{{.TraceID}}</code></a></td><td>{{ms .Duration}}</td><td>{{.Spans}}</td><td>{{join .Services ", "}}</td></tr>{{end}}
-</table>{{else}}<p class="muted">No order traced yet.</p>{{end}}
-</section>
+
+<section><h2>Apps and their sidecars</h2>
+<table id="apps"><tr><th>app</th><th>app</th><th>sidecar</th><th>daprd</th><th>ports (app · http · grpc · metrics)</th><th>components</th><th>subscriptions</th></tr>
+{{range .Apps}}<tr data-app="{{.ID}}" data-healthy="{{.Healthy}}"{{if not .Healthy}} class="unhealthy"{{end}}>
+<td><b>{{.ID}}</b></td>
+<td>{{if .AppError}}<span class="bad" title="{{.AppError}}">not ready</span>{{else}}<span class="ok">ready</span>{{end}}</td>
+<td>{{if .SidecarError}}<span class="bad" title="{{.SidecarError}}">unhealthy</span>{{else}}<span class="ok">healthy</span>{{end}}</td>
+<td>{{if .Version}}{{.Version}}{{else}}<span class="muted">?</span>{{end}}</td>
+<td><code>{{.AppPort}} · {{.HTTPPort}} · {{.GRPCPort}} · {{.MetricsPort}}</code></td>
+<td>{{range .Components}}<div><code>{{.Name}}</code> <span class="muted">{{.Type}}/{{.Version}}</span></div>{{end}}{{range .Metrics.FailedComponents}}<div class="bad problem">{{.}} failed</div>{{end}}</td>
+<td>{{range .Subscriptions}}<div><code>{{.PubsubName}}/{{.Topic}}</code>{{range .Rules}} → <code>{{.Path}}</code>{{end}}{{if .DeadLetterTopic}} <span class="muted">dead letters: {{.DeadLetterTopic}}</span>{{end}}</div>{{end}}</td>
+</tr>{{end}}
+</table></section>
 {{end}}
 
 {{define "trace"}}<!doctype html>

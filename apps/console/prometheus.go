@@ -89,7 +89,11 @@ func (p *Prometheus) Edges(ctx context.Context) ([]Edge, error) {
 			for _, s := range vec {
 				from, to := string(s.Metric["app_id"]), string(s.Metric["src_app_id"])
 				if q.kind != "invoke" {
-					topic := "topic:" + string(s.Metric["topic"])
+					name, internal := outboxTopic(from, string(s.Metric["topic"]))
+					if internal && q.kind == "consume" {
+						continue // the outbox reading back its own staging topic
+					}
+					topic := "topic:" + name
 					to = topic
 					if q.kind == "consume" {
 						from, to = topic, string(s.Metric["app_id"])
@@ -125,13 +129,22 @@ func (p *Prometheus) Edges(ctx context.Context) ([]Edge, error) {
 	sort.Strings(order)
 	out := make([]Edge, 0, len(order))
 	for _, k := range order {
-		// Dapr's outbox publishes first to an internal topic of its own
-		// (<app>outbox) and consumes it back: plumbing, not topology.
-		if e := edges[k]; !strings.HasSuffix(e.From, "outbox") && !strings.HasSuffix(e.To, "outbox") {
-			out = append(out, *e)
-		}
+		out = append(out, *edges[k])
 	}
 	return out, nil
+}
+
+// outboxTopic reads a topic name as Dapr's outbox names its staging topic,
+// <app id><topic>outbox: the outbox stages an event there, reads it back and
+// then publishes it to <topic> (which daprd 1.18 does not count as a
+// publish). A staged event is shown as published to its real topic.
+func outboxTopic(appID, topic string) (string, bool) {
+	if rest, ok := strings.CutPrefix(topic, appID); ok {
+		if name, ok := strings.CutSuffix(rest, "outbox"); ok && name != "" {
+			return name, true
+		}
+	}
+	return topic, false
 }
 
 // Target is one scrape target and whether its last scrape worked.

@@ -44,11 +44,17 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
 	traceID := res.Header.Get("X-Trace-Id")
 	require.NotEmpty(t, traceID)
+	var ord order
+	res.JSON(t, &ord)
+	res = o.api(t, http.MethodPost, "/api/payments", map[string]any{"order_id": ord.ID, "amount_cents": ord.TotalCents}, "Idempotency-Key", "pay-"+ord.ID)
+	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
 
 	// The page refreshes itself: no reload here.
 	b.waitFor(t, "the edge gateway → orders", fmt.Sprintf(`!!document.querySelector('g.edge[data-from=%q][data-to=%q]')`, id("gateway"), id("orders")))
 	b.waitFor(t, "the edge orders → users", fmt.Sprintf(`!!document.querySelector('g.edge[data-from=%q][data-to=%q]')`, id("orders"), id("users")))
+	b.waitFor(t, "orders publishing its event", fmt.Sprintf(`!!document.querySelector('g.edge[data-from=%q][data-to="topic:orders"]')`, id("orders")))
 	b.waitFor(t, "the event reaching notifications", fmt.Sprintf(`!!document.querySelector('g.edge[data-from="topic:orders"][data-to=%q]')`, id("notifications")))
+	b.waitFor(t, "payment_completed reaching orders", fmt.Sprintf(`!!document.querySelector('g.edge[data-from="topic:payments"][data-to=%q]')`, id("orders")))
 	b.waitFor(t, "the order in the latest orders", fmt.Sprintf(`!!document.querySelector('#orders tr[data-trace=%q]')`, traceID))
 	b.screenshot(t, "console.png")
 
