@@ -11,6 +11,8 @@ APPS := gateway users products orders payments notifications
 PUBSUB ?= redis
 # mTLS between sidecars and access policies: on (default) or off (debugging).
 MTLS ?= on
+# Jaeger, Prometheus and the console beside `make run`: on (default) or off.
+OBS ?= on
 DAPR_RUNTIME_PATH ?= $(CURDIR)
 DAPR ?= $(CURDIR)/.dapr/bin/dapr
 DAPRD ?= $(DAPR_RUNTIME_PATH)/.dapr/bin/daprd
@@ -39,7 +41,7 @@ ORDERMESH_POSTGRES ?= host=localhost port=5432 user=ordermesh password=ordermesh
 ORDERMESH_RABBITMQ ?= amqp://guest:guest@localhost:5672
 LOCAL_INFRA = ORDERMESH_REDIS='$(ORDERMESH_REDIS)' ORDERMESH_POSTGRES='$(ORDERMESH_POSTGRES)' ORDERMESH_RABBITMQ='$(ORDERMESH_RABBITMQ)'
 
-.PHONY: all preflight setup build toolchain daprd sentry cli infra run test unit e2e lint clean bench images docker-test fuzz
+.PHONY: all preflight setup build toolchain daprd sentry cli jaeger infra run test unit e2e lint clean bench images docker-test fuzz
 
 all: build
 
@@ -80,14 +82,20 @@ cli:
 	else echo "toolchain: using your dapr CLI: $(DAPR)"; fi
 	@mkdir -p bin && ln -sfn $(BIN_DAPR) bin/dapr
 
+## jaeger: build Jaeger (traces) into .dapr/bin, once per version
+jaeger:
+	@dapr/scripts/obs.sh build
+
 ## infra: make Redis and PostgreSQL (and RabbitMQ with PUBSUB=rabbitmq) listen on their local ports
 infra:
 	@dapr/scripts/infra.sh $(SERVERS)
 
-## run: check, build everything, start the infrastructure and `dapr run -f .`; Ctrl-C stops it all
-run: preflight toolchain build infra
+## run: check, build everything, start the infrastructure (and Jaeger, Prometheus and the console unless OBS=off) and `dapr run -f .`; Ctrl-C stops it all
+run: preflight toolchain build infra $(if $(filter off,$(OBS)),,jaeger)
 	@go build -o bin/devrun ./dapr/devrun
-	@bin/devrun -f $(RUN_FILE) -dapr $(DAPR) -pubsub $(PUBSUB) -mtls=$(if $(filter off,$(MTLS)),false,true)
+	@$(if $(filter off,$(OBS)),,dapr/scripts/obs.sh start && trap 'dapr/scripts/obs.sh stop' EXIT && \
+		export OTEL_EXPORTER_OTLP_ENDPOINT=localhost:4317 CONSOLE_URL=http://127.0.0.1:8088 &&) \
+	bin/devrun -f $(RUN_FILE) -dapr $(DAPR) -pubsub $(PUBSUB) -mtls=$(if $(filter off,$(MTLS)),false,true)
 
 ## test: unit tests, then the end-to-end suite against real daprd, Redis, PostgreSQL and RabbitMQ
 test: preflight unit e2e
@@ -98,7 +106,7 @@ unit:
 	cd dapr/resiliency && go test -count=1 ./...
 
 ## e2e: the end-to-end suite: starts daprd and the apps as processes on free ports
-e2e: daprd sentry cli infra
+e2e: daprd sentry cli jaeger infra
 	@dapr/scripts/infra.sh rabbitmq
 	ORDERMESH_DAPRD=$(DAPRD) $(LOCAL_INFRA) go test -count=1 -tags e2e -timeout 30m $(E2E_FLAGS) ./apps/internal/e2e/...
 

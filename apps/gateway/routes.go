@@ -9,6 +9,7 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/config"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
 )
 
 // PublicRoute is one call of the public API: the README's public table, row
@@ -105,5 +106,6 @@ func routes(log *slog.Logger, g *Gateway, auth *Authenticator, peers config.Peer
 		}
 		r.Handle(rt.Path, auth.Guard(rt.Who, rt.Owner, h)).Methods(rt.Method)
 	}
-	return server.Handler(log, r)
+	// Every public request starts a trace of its own; X-Trace-Id names it.
+	return telemetry.StartAtEdge(server.Handler(log, r))
 }

@@ -50,6 +50,7 @@ func (u *UserReader) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var doc map[string]any
 		if json.Unmarshal(copy, &doc) == nil {
 			doc["cached"] = true
+			fallbacksServed.Inc()
 			api.WriteJSON(w, http.StatusOK, doc)
 			return
 		}

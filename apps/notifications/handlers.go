@@ -85,6 +85,7 @@ func (h handlers) orderEvent(w http.ResponseWriter, r *http.Request) {
 	raw, ce, err := events.Read(w, r)
 	if err != nil {
 		h.log.WarnContext(r.Context(), "undecodable event dropped", "err", err)
+		countEvent("order", events.Drop)
 		events.Respond(w, events.Drop)
 		return
 	}
@@ -92,6 +93,7 @@ func (h handlers) orderEvent(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.WarnContext(r.Context(), "order event not handled", "event_id", ce.ID, "outcome", outcome, "err", err, "size", len(raw))
 	}
+	countEvent("order", outcome)
 	events.Respond(w, outcome)
 }
 
@@ -105,5 +107,6 @@ func (h handlers) deadLetter(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.WarnContext(r.Context(), "dead letter not stored", "event_id", ce.ID, "err", err)
 	}
+	countEvent("dead_letter", outcome)
 	events.Respond(w, outcome)
 }

@@ -51,6 +51,7 @@ func (h handlers) place(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, h.log, err)
 		return
 	}
+	ordersPlaced.Inc()
 	w.Header().Set("Location", "/orders/"+o.ID)
 	api.WriteJSON(w, http.StatusCreated, o)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
+	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
 )
 
 // stateOrders keeps orders in the orders service's own store as "order/<id>".
@@ -34,7 +35,7 @@ func (s stateOrders) Create(ctx context.Context, o Order, ev Event) error {
 	}
 	key := "order/" + o.ID
 	return s.store.Transact(ctx, nil,
-		sidecar.Op{Key: key, Value: orderRecord{Order: o}, Meta: jsonValue},
+		sidecar.Op{Key: key, Value: orderRecord{Order: o}, Meta: telemetry.WithTraceMetadata(ctx, jsonValue)}, // the event joins the order's trace
 		sidecar.Op{Key: key, Value: ev, Meta: projection},
 	)
 }
@@ -45,7 +46,7 @@ func (s stateOrders) Ship(ctx context.Context, r orderRecord, etag string, ev Ev
 	}
 	key := "order/" + r.ID
 	return s.store.Transact(ctx, nil,
-		sidecar.Op{Key: key, Value: r, ETag: etag, Meta: jsonValue},
+		sidecar.Op{Key: key, Value: r, ETag: etag, Meta: telemetry.WithTraceMetadata(ctx, jsonValue)},
 		sidecar.Op{Key: key, Value: ev, ETag: etag, Meta: projection},
 	)
 }

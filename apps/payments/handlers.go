@@ -63,11 +63,13 @@ func (h handlers) pay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/payments/"+p.ID)
-	status := http.StatusCreated
+	status, result := http.StatusCreated, "paid"
 	if replayed {
+		result = "replayed"
 		w.Header().Set(ReplayedHeader, "true")
 		status = http.StatusOK
 	}
+	payments.WithLabelValues(result).Inc()
 	api.WriteJSON(w, status, p)
 }
 

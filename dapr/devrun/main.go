@@ -127,6 +127,9 @@ devrun: all %d apps are ready.
   stop:       Ctrl-C
 
 `, len(rf.Apps), gateway, gateway, gateway, *daprCLI)
+	if console := os.Getenv("CONSOLE_URL"); console != "" {
+		fmt.Printf("  console:    %s   (traces, metrics, topology; OBS=off skips it)\n\n", console)
+	}
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

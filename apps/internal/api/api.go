@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
 )
 
 // Code is a stable, machine-readable error code. Clients switch on it; the
@@ -119,6 +121,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = &Error{Code: CodeInternal, Message: "internal error"}
 	}
+	telemetry.RecordErrorCode(r.Context(), string(e.Code)) // counted by code in the request metrics
 	WriteJSON(w, e.Code.Status(), ErrorBody{Error: *e})
 }
 

@@ -97,6 +97,10 @@ type Options struct {
 	// id, sharing its state and subscriptions. See System.Replicas for how
 	// calls reach them.
 	Replicas map[string]int
+	// TraceEndpoint is the OTLP/gRPC address (host:port) the sidecars send
+	// their spans to. Empty turns tracing off: a test system never sends
+	// spans to the collector of a running `make run`.
+	TraceEndpoint string
 }
 
 // System is a running ordermesh.

@@ -139,6 +139,14 @@ func (s *System) rewriteDoc(doc map[string]any, redisDB int) {
 				}
 			}
 		}
+		if tracing, ok := spec["tracing"].(map[string]any); ok {
+			if otel, ok := tracing["otel"].(map[string]any); ok && s.opts.TraceEndpoint != "" {
+				otel["endpointAddress"] = s.opts.TraceEndpoint
+			} else {
+				tracing["samplingRate"] = "0"
+				delete(tracing, "otel")
+			}
+		}
 		// Sidecars find each other through a fixed table instead of mDNS:
 		// nothing leaves loopback, nothing is multicast, and a restarted
 		// sidecar is found at once on its old port.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
 )
 
 // RequestIDHeader carries a request's id across apps; the gateway sets it and
@@ -25,8 +26,13 @@ func RequestID(ctx context.Context) string {
 	return id
 }
 
-// Middleware wraps h with request ids, access logs and panic recovery. Health
-// probes are not logged: orchestrators call them every few seconds.
+// Middleware wraps h with request ids, trace context, request metrics, access
+// logs and panic recovery. Health probes are not logged: orchestrators call
+// them every few seconds.
+//
+// The request joins the trace its traceparent header names (a sidecar sends
+// it), or starts one; the header is set on the request either way, so a
+// handler that forwards the request's headers passes the trace on.
 func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
@@ -34,6 +40,10 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+		trace := telemetry.FromRequest(r)
+		ctx = telemetry.WithTrace(ctx, trace)
+		ctx, info := telemetry.WithRequest(ctx)
+		r.Header.Set(telemetry.TraceparentHeader, trace.Traceparent())
 		r = r.WithContext(ctx)
 		w.Header().Set(RequestIDHeader, id)
 
@@ -50,6 +60,11 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 					api.WriteJSON(rec, http.StatusInternalServerError, api.ErrorBody{Error: api.Error{Code: api.CodeInternal, Message: "internal error"}})
 				}
 			}
+			status := rec.status
+			if status == 0 {
+				status = http.StatusOK // what net/http answers for a handler that wrote nothing
+			}
+			telemetry.ObserveRequest(r.Method, info, status, time.Since(start))
 			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 				return
 			}
@@ -107,14 +122,15 @@ const AppTokenHeader = "dapr-api-token"
 // RequireAppToken lets through only requests that carry token in the
 // dapr-api-token header, as the app's own sidecar sends it: anything else on
 // the machine that reaches the app's port directly is refused with 401.
-// Health probes stay open. An empty token turns the check off.
+// Health probes and metrics (counts and latencies by route template: no ids,
+// no secrets) stay open. An empty token turns the check off.
 func RequireAppToken(token string, h http.Handler) http.Handler {
 	if token == "" {
 		return h
 	}
 	want := []byte(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" &&
+		if r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != telemetry.MetricsPath &&
 			subtle.ConstantTimeCompare([]byte(r.Header.Get(AppTokenHeader)), want) != 1 {
 			api.WriteJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: api.Error{Code: api.CodeUnauthorized, Message: "this app accepts calls only from its Dapr sidecar"}})
 			return

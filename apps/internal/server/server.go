@@ -12,16 +12,19 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
 )
 
 // NewLogger returns the JSON logger every app writes with, tagged with its
 // id; level "debug" adds one line per request, anything else logs info and up.
+// Every line logged with a request's context carries its trace_id.
 func NewLogger(appID, level string) *slog.Logger {
 	lvl := slog.LevelInfo
 	if level == "debug" {
 		lvl = slog.LevelDebug
 	}
-	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: lvl})).With("app_id", appID)
+	return slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: lvl}))).With("app_id", appID)
 }
 
 // Serve listens on addr and serves h until ctx ends, then stops accepting

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
+	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
 )
 
 // ErrUnavailable means a call through the sidecar did not get an answer from
@@ -90,6 +91,7 @@ func (i *Invoker) Invoke(ctx context.Context, appID, verb, method string, body a
 	if rid := server.RequestID(ctx); rid != "" {
 		req.Header.Set(server.RequestIDHeader, rid)
 	}
+	telemetry.Inject(ctx, req.Header) // the sidecar's span joins this request's trace
 	res, err := i.client.Do(req)
 	if err != nil {
 		return Response{}, fmt.Errorf("%s %s/%s: %w: %w", verb, appID, method, ErrUnavailable, err)

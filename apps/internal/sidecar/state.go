@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
 )
 
 // ErrNotFound is what Read answers for a key that does not exist.
@@ -36,7 +38,8 @@ var ErrConflict = errors.New("state conflict")
 // at debug level, instead of plain text on stdout.
 func Connect(address, token string, log *slog.Logger) (dapr.Client, error) {
 	dapr.SetLogger(slog.NewLogLogger(log.Handler(), slog.LevelDebug))
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithChainUnaryInterceptor(telemetry.UnaryClientInterceptor)}
 	if token != "" {
 		opts = append(opts,
 			grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, o ...grpc.CallOption) error {

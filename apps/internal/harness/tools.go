@@ -1,0 +1,13 @@
+package harness
+
+// FreePorts finds n distinct free ports below the ephemeral range, for
+// servers a test starts beside the system (Jaeger, Prometheus, the console).
+func FreePorts(n int) ([]int, error) { return freePorts(n) }
+
+// StartTool starts another process that belongs to the system (a collector,
+// the console): its output goes to the system's logs, it is stopped with the
+// system, and its last lines are printed when the test fails.
+func (s *System) StartTool(name, bin string, args, env []string) *Proc {
+	s.t.Helper()
+	return s.start(name, "tool", bin, args, env)
+}
