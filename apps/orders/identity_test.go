@@ -50,7 +50,7 @@ func TestRoutesCheckTheCaller(t *testing.T) {
 	require.Equal(t, http.StatusCreated, placed.Code, placed.Body.String())
 	var o Order
 	require.NoError(t, json.Unmarshal(placed.Body.Bytes(), &o))
-	before := len(f.orders.events)
+	before := len(f.orders.events(t))
 
 	tests := []struct {
 		name, method, target, caller, body string
@@ -79,7 +79,7 @@ func TestRoutesCheckTheCaller(t *testing.T) {
 			}
 		})
 	}
-	assert.Equal(t, before, len(f.orders.events), "the refused calls placed or shipped nothing")
+	assert.Equal(t, before, len(f.orders.events(t)), "the refused calls placed or shipped nothing")
 	got, err := d.Order(t.Context(), o.ID)
 	require.NoError(t, err)
 	assert.Equal(t, "created", got.Status)
