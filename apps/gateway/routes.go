@@ -107,5 +107,7 @@ func routes(log *slog.Logger, g *Gateway, auth *Authenticator, peers config.Peer
 		r.Handle(rt.Path, auth.Guard(rt.Who, rt.Owner, h)).Methods(rt.Method)
 	}
 	// Every public request starts a trace of its own; X-Trace-Id names it.
-	return telemetry.StartAtEdge(server.Handler(log, r))
+	routed := server.Handler(log, r)
+	routed.Handler = telemetry.StartAtEdge(routed.Handler)
+	return routed
 }

@@ -44,10 +44,12 @@ func (r Route) String() string { return r.App + " " + r.Method + " " + r.Path }
 
 // health are the rows every app has: /healthz for its sidecar's probe and
 // orchestrators (not invoked through Dapr), /readyz also for the gateway's
-// /api/status.
+// /api/status, and /metrics, which Prometheus scrapes on the app's own port
+// (counts and latencies by route template: no ids, no secrets).
 func health(app string) []Route {
 	return []Route{
 		{App: app, Method: http.MethodGet, Path: "/healthz"},
+		{App: app, Method: http.MethodGet, Path: "/metrics"},
 		{App: app, Method: http.MethodGet, Path: "/readyz", Callers: readyzCallers(app)},
 	}
 }
@@ -100,13 +102,14 @@ var Routes = slices.Concat(
 		// client could reserve or release stock).
 		{App: "products", Method: http.MethodPost, Path: "/internal/products/{id}/reservations", Callers: []string{"orders"}},
 		{App: "products", Method: http.MethodDelete, Path: "/internal/products/{id}/reservations/{order_id}", Callers: []string{"orders"}},
+		{App: "products", Method: http.MethodPost, Path: "/internal/products/{id}/reservations/{order_id}/confirm", Callers: []string{"orders"}},
 	},
 	health("orders"),
 	[]Route{
 		public("orders", http.MethodPost, "/orders"),
 		public("orders", http.MethodGet, "/orders/{id}"),
 		public("orders", http.MethodPost, "/orders/{id}/ship"),
-		{App: "orders", Method: http.MethodGet, Path: "/internal/orders/{id}", Callers: []string{"payments"}},
+		{App: "orders", Method: http.MethodGet, Path: "/internal/orders/{id}", Callers: []string{"payments", "products"}},
 		{App: "orders", Method: http.MethodPost, Path: "/events/payments", Delivered: true},
 	},
 	health("payments"),
