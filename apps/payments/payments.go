@@ -410,7 +410,7 @@ func (c *Cashier) settle(ctx context.Context, keyHash string, p Payment, resumed
 		}
 	}
 	c.step(StepOrderClaimed)
-	if err := c.storePayment(ctx, p); err != nil {
+	if err := c.storePayment(ctx, p, resumed); err != nil {
 		return Payment{}, err
 	}
 	c.step(StepPaymentStored)
@@ -423,22 +423,29 @@ func (c *Cashier) settle(ctx context.Context, keyHash string, p Payment, resumed
 	return p, nil
 }
 
-// storePayment stores p with its payment_completed event, once: a payment
-// found stored was published by the transaction that stored it. The commit is
-// not cut short by the attempt's deadline (a transaction cancelled half-way
-// leaves Dapr's outbox a staged event to give up on); it and the read-back of
-// a lost answer get attemptTimeout/2 each.
-func (c *Cashier) storePayment(ctx context.Context, p Payment) error {
-	_, err := c.store.Payment(ctx, p.ID)
-	switch {
-	case err == nil:
-		return nil
-	case !errors.Is(err, ErrNotFound):
-		return err
+// storePayment stores p with its payment_completed event. A first attempt
+// that finds the payment stored (its own earlier commit) leaves it: that
+// transaction published it. A resumed attempt stores it again all the same,
+// publishing the event again: the attempt it resumes may have seen its commit
+// land after daprd's outbox had given up on the staged event (about 11 s), and
+// orders takes a repeated payment_completed once. The commit is not cut short
+// by the attempt's deadline (a transaction cancelled half-way leaves Dapr's
+// outbox a staged event to give up on); it and the read-back of a lost answer
+// get attemptTimeout/2 each, so a commit found by the read-back landed within
+// 10 s of its staging, inside the outbox's window.
+func (c *Cashier) storePayment(ctx context.Context, p Payment, republish bool) error {
+	if !republish {
+		_, err := c.store.Payment(ctx, p.ID)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
 	}
 	commit, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.attemptTimeout/2)
 	defer cancel()
-	err = c.store.StorePayment(commit, p, completedEvent(p))
+	err := c.store.StorePayment(commit, p, completedEvent(p))
 	if err == nil {
 		return nil
 	}
