@@ -87,7 +87,9 @@ func ReadSubscriptions(path string) ([]Subscription, error) {
 // read from its metadata. A queue declared with other arguments than daprd
 // uses would make daprd's own declaration fail (PRECONDITION_FAILED).
 type Component struct {
-	Name              string
+	Name string
+	// URL is the component's connectionString: where the broker is.
+	URL               string
 	Durable           bool
 	DeletedWhenUnused bool
 	ExchangeKind      string
@@ -126,6 +128,8 @@ func ReadComponent(path string) (Component, error) {
 	for _, m := range doc.Spec.Metadata {
 		var err error
 		switch m.Name {
+		case "connectionString":
+			c.URL = m.Value
 		case "durable":
 			c.Durable, err = strconv.ParseBool(m.Value)
 		case "deletedWhenUnused":
@@ -227,6 +231,12 @@ func dialWithin(ctx context.Context, url string) (*amqp.Connection, error) {
 		if err == nil {
 			return conn, nil
 		}
+		// The broker answered and refused (credentials, virtual host):
+		// asking again changes nothing.
+		var refused *amqp.Error
+		if errors.As(err, &refused) {
+			return nil, fmt.Errorf("connect to rabbitmq: %w", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("connect to rabbitmq: %w", err)
@@ -236,7 +246,8 @@ func dialWithin(ctx context.Context, url string) (*amqp.Connection, error) {
 }
 
 // Apply reads the subscriptions and the component from their files and
-// declares the topology: what the command and the harness both run.
+// declares the topology: what the command, `make run` and the harness run.
+// An empty url means the component's own connectionString.
 func Apply(ctx context.Context, url, subscriptionsFile, componentFile string, appID func(string) string) (exchanges []string, queues []Queue, err error) {
 	subs, err := ReadSubscriptions(subscriptionsFile)
 	if err != nil {
@@ -245,6 +256,9 @@ func Apply(ctx context.Context, url, subscriptionsFile, componentFile string, ap
 	c, err := ReadComponent(componentFile)
 	if err != nil {
 		return nil, nil, err
+	}
+	if url == "" {
+		url = c.URL
 	}
 	exchanges, queues = Plan(subs, c.Name, appID)
 	return exchanges, queues, Declare(ctx, url, c, exchanges, queues)

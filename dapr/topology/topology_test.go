@@ -17,7 +17,7 @@ func TestPlanFromRepositoryFiles(t *testing.T) {
 	require.NoError(t, err)
 	c, err := ReadComponent("../../components/pubsub/rabbitmq/orderpubsub.yaml")
 	require.NoError(t, err)
-	assert.Equal(t, Component{Name: "orderpubsub", Durable: true, ExchangeKind: "fanout"}, c)
+	assert.Equal(t, Component{Name: "orderpubsub", URL: "amqp://guest:guest@localhost:5672", Durable: true, ExchangeKind: "fanout"}, c)
 
 	exchanges, queues := Plan(subs, c.Name, func(id string) string { return id + "-x1" })
 	assert.ElementsMatch(t, []string{"orders", "payments", "deadletters"}, exchanges)

@@ -3,9 +3,10 @@
 // before its subscriber first starts waits in the subscriber's queue. Run it
 // before the apps: `make run PUBSUB=rabbitmq` and compose's rabbitmq setup do.
 //
-//	topology -amqp amqp://guest:guest@localhost:5672 \
+//	go run ./dapr/topology/cmd/topology \
 //	  -subscriptions dapr/resources/subscriptions.yaml \
-//	  -component components/pubsub/rabbitmq/orderpubsub.yaml
+//	  -component components/pubsub/rabbitmq/orderpubsub.yaml \
+//	  [-amqp amqp://guest:guest@localhost:5672]    (default: the component's)
 package main
 
 import (
@@ -27,7 +28,7 @@ func main() {
 
 func run() error {
 	var (
-		url       = flag.String("amqp", "amqp://guest:guest@localhost:5672", "AMQP URL of the broker (its path is the virtual host)")
+		url       = flag.String("amqp", "", "AMQP URL of the broker, its path the virtual host (default: the component's connectionString)")
 		subsFile  = flag.String("subscriptions", "dapr/resources/subscriptions.yaml", "the declarative subscriptions")
 		component = flag.String("component", "components/pubsub/rabbitmq/orderpubsub.yaml", "the RabbitMQ pub/sub component")
 		within    = flag.Duration("timeout", time.Minute, "how long to wait for the broker")
