@@ -166,20 +166,3 @@ func TestTopologyColumns(t *testing.T) {
 	assert.Contains(t, svg, `<g class="node app unhealthy" data-node="notifications">`)
 	assert.Equal(t, 5, strings.Count(svg, `<g class="edge `))
 }
-
-func TestOutboxTopic(t *testing.T) {
-	for _, tt := range []struct {
-		app, topic, want string
-		internal         bool
-	}{
-		{"orders", "ordersordersoutbox", "orders", true},
-		{"orders-e2e1", "orders-e2e1ordersoutbox", "orders", true},
-		{"orders", "orders", "orders", false},
-		{"payments", "payments", "payments", false},
-		{"orders", "ordersoutbox", "ordersoutbox", false},
-	} {
-		got, internal := outboxTopic(tt.app, tt.topic)
-		assert.Equal(t, tt.want, got, tt.topic)
-		assert.Equal(t, tt.internal, internal, tt.topic)
-	}
-}

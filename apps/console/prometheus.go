@@ -76,7 +76,9 @@ var edgeQueries = []struct {
 	},
 }
 
-// Edges queries every edge of the topology.
+// Edges queries every edge of the topology. An event that Dapr's outbox
+// publishes (orders' order_created) shows as its topic's consume edges only:
+// daprd 1.18.2 counts no publish for it.
 func (p *Prometheus) Edges(ctx context.Context) ([]Edge, error) {
 	edges := map[string]*Edge{}
 	var order []string
@@ -89,11 +91,7 @@ func (p *Prometheus) Edges(ctx context.Context) ([]Edge, error) {
 			for _, s := range vec {
 				from, to := string(s.Metric["app_id"]), string(s.Metric["src_app_id"])
 				if q.kind != "invoke" {
-					name, internal := outboxTopic(from, string(s.Metric["topic"]))
-					if internal && q.kind == "consume" {
-						continue // the outbox reading back its own staging topic
-					}
-					topic := "topic:" + name
+					topic := "topic:" + string(s.Metric["topic"])
 					to = topic
 					if q.kind == "consume" {
 						from, to = topic, string(s.Metric["app_id"])
@@ -132,19 +130,6 @@ func (p *Prometheus) Edges(ctx context.Context) ([]Edge, error) {
 		out = append(out, *edges[k])
 	}
 	return out, nil
-}
-
-// outboxTopic reads a topic name as Dapr's outbox names its staging topic,
-// <app id><topic>outbox: the outbox stages an event there, reads it back and
-// then publishes it to <topic> (which daprd 1.18 does not count as a
-// publish). A staged event is shown as published to its real topic.
-func outboxTopic(appID, topic string) (string, bool) {
-	if rest, ok := strings.CutPrefix(topic, appID); ok {
-		if name, ok := strings.CutSuffix(rest, "outbox"); ok && name != "" {
-			return name, true
-		}
-	}
-	return topic, false
 }
 
 // Target is one scrape target and whether its last scrape worked.

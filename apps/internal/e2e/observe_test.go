@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -104,6 +105,27 @@ func startObserved(t *testing.T, opts harness.Options) *observed {
 		"JAEGER_URL=" + o.JaegerURL, "DAPR_API_TOKEN=" + sys.DaprToken,
 	})
 	waitHTTP(t, o.ConsoleURL+"/healthz")
+	// Registered after the system's own cleanup, so it runs first, while
+	// everything still answers.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		if res, err := http.Get(o.ConsoleURL + "/api/snapshot"); err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			t.Logf("---- console snapshot ----\n%s", body)
+		}
+		if res, err := http.Get(sys.App("orders").MetricsURL()); err == nil {
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			for _, l := range strings.Split(string(body), "\n") {
+				if strings.HasPrefix(l, "dapr_component_pubsub") && !strings.Contains(l, "_bucket") {
+					t.Logf("orders' sidecar: %s", l)
+				}
+			}
+		}
+	})
 	return o
 }
 
