@@ -33,6 +33,8 @@ namespace=ordermesh
 
 export KUBECONFIG=$state/admin.kubeconfig
 export PATH=$bin:$PATH
+# Helm keeps its caches with the cluster's state, not in $HOME.
+export HELM_CACHE_HOME=$state/helm/cache HELM_CONFIG_HOME=$state/helm/config HELM_DATA_HOME=$state/helm/data
 ctr_cmd() { ctr -a "$state/containerd/containerd.sock" -n k8s.io "$@"; }
 
 # The time the outermost script started: scripts it runs count from it too.

@@ -4,13 +4,13 @@
 # Usage: mkimg.sh OUT.tar REF ROOTFS_DIR CONFIG_JSON
 #   CONFIG_JSON is the image's "config" object, e.g.
 #   '{"Entrypoint":["/app"],"User":"65532"}'
-# The tar depends only on its inputs (fixed owners and times), so the same
-# inputs give the same image id.
+# Files keep their owners (numeric: a root file system's users are its own);
+# times are fixed, so the same inputs give the same image id.
 set -euo pipefail
 out=$1 ref=$2 rootfs=$3 config=$4
 w=$(mktemp -d)
 trap 'rm -rf "$w"' EXIT
-tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$rootfs" -cf "$w/layer.tar" .
+tar --sort=name --numeric-owner --mtime=@0 -C "$rootfs" -cf "$w/layer.tar" .
 diff=$(sha256sum "$w/layer.tar" | cut -d' ' -f1)
 printf '{"architecture":"amd64","os":"linux","config":%s,"rootfs":{"type":"layers","diff_ids":["sha256:%s"]},"history":[{"created_by":"dapr/kubernetes/cluster/mkimg.sh"}]}' \
 	"$config" "$diff" >"$w/config.json"

@@ -42,7 +42,7 @@ go_build() {
 	echo "k8s toolchain: building $name $ver ($*) ..."
 	local start=$SECONDS tmp
 	tmp=$(mktemp -d "$bin/.build-XXXXXX")
-	(cd "$dir" && nice -n 10 go build -trimpath -ldflags "$ldflags" -o "$tmp/" "$@")
+	(cd "$dir" && nice -n 5 go build -trimpath -ldflags "$ldflags" -o "$tmp/" "$@")
 	mv "$tmp"/* "$bin/"
 	rmdir "$tmp"
 	echo "$ver" >"$bin/$name.version"
