@@ -77,6 +77,10 @@ type Options struct {
 	// Insecure runs without Sentry, mTLS, access policies and API tokens,
 	// as `make run MTLS=off` does.
 	Insecure bool
+	// SidecarArgs adds daprd flags for an app (by plain name), after the
+	// harness's own; a repeated flag takes the last value (the bench's
+	// profiling port, a log level to compare).
+	SidecarArgs map[string][]string
 }
 
 // System is a running ordermesh.
@@ -336,6 +340,7 @@ func (a *App) StartSidecar() {
 		"--app-health-probe-interval", "1",
 		"--log-level", logLevel(),
 	}
+	args = append(args, s.opts.SidecarArgs[a.Name]...)
 	var env []string
 	if s.Sentry != nil {
 		args = append(args, "--enable-mtls", "--sentry-address", s.Sentry.Address())

@@ -121,6 +121,10 @@ func (p *Proc) Tail(n int) string {
 // moment a sidecar binds it, and daprd binds some ports only after it has its
 // certificate. Holding every listener until all are found keeps them
 // distinct; a random start keeps concurrent test binaries apart.
+// FreePorts returns n loopback ports free now, below the ephemeral range, for
+// a test's own listeners next to a system's.
+func FreePorts(n int) ([]int, error) { return freePorts(n) }
+
 func freePorts(n int) ([]int, error) {
 	const low, high = 20000, 32000
 	ports := make([]int, 0, n)
