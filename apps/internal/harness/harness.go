@@ -81,6 +81,9 @@ type Options struct {
 	// harness's own; a repeated flag takes the last value (the bench's
 	// profiling port, a log level to compare).
 	SidecarArgs map[string][]string
+	// SidecarEnv adds KEY=VALUE environment entries to an app's daprd (by
+	// the app's plain name): Go runtime settings such as GOGC.
+	SidecarEnv map[string][]string
 }
 
 // System is a running ordermesh.
@@ -349,6 +352,7 @@ func (a *App) StartSidecar() {
 	if s.DaprToken != "" {
 		env = append(env, "DAPR_API_TOKEN="+s.DaprToken, "APP_API_TOKEN="+s.AppToken)
 	}
+	env = append(env, s.opts.SidecarEnv[a.Name]...)
 	a.daprd = s.start(a.Name+"-daprd", "sidecar", s.daprd, args, env)
 }
 
