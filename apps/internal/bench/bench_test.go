@@ -25,6 +25,7 @@ var (
 	overheadRates = envInts("BENCH_OVERHEAD_RATES", []int{500})
 	orderRates    = envInts("BENCH_ORDER_RATES", []int{100, 150, 200, 250, 300, 400})
 	eventRate     = envInts("BENCH_EVENT_RATE", []int{20})[0]
+	brokers       = envList("BENCH_BROKERS", []string{"redis", "rabbitmq"})
 	profileRate   = envInts("BENCH_PROFILE_RATE", []int{100})[0]
 	profileFor    = envDuration("BENCH_PROFILE", 10*time.Second)
 	variantRate   = envInts("BENCH_VARIANT_RATE", []int{100})[0]
@@ -131,7 +132,6 @@ func summarize(name, note string, rate int, steps []Step) Config {
 		}
 		return SpreadOf(v)
 	}
-	msf := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	c.P50 = pick(func(s Step) float64 { return msf(s.P50) })
 	c.P99 = pick(func(s Step) float64 { return msf(s.P99) })
 	c.Tput = pick(func(s Step) float64 { return s.Throughput })
@@ -196,7 +196,7 @@ func TestBench(t *testing.T) {
 	// Event latency first, each broker on a fresh system: the order ramp
 	// below leaves events behind it. One run each: the figure is Dapr's
 	// outbox's fixed one-second hold.
-	for _, broker := range []string{"redis", "rabbitmq"} {
+	for _, broker := range brokers {
 		if b.spent("event latency on " + broker) {
 			continue
 		}
@@ -386,3 +386,6 @@ func envList(name string, def []string) []string {
 	}
 	return out
 }
+
+// msf is a duration in milliseconds.
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

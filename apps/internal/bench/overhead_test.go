@@ -41,7 +41,6 @@ func sidecarOverhead(b *bench, sys *harness.System, m *meter) []OverheadConfig {
 	attackAll(t, m, "warm-sidecar", []vegeta.Target{via}, 200, 2*time.Second)
 
 	var out []OverheadConfig
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	for _, rate := range overheadRates {
 		if b.spent(fmt.Sprintf("sidecar overhead at %d/s", rate)) {
 			break
@@ -54,10 +53,10 @@ func sidecarOverhead(b *bench, sys *harness.System, m *meter) []OverheadConfig {
 			d := attackAll(t, m, "direct", []vegeta.Target{direct}, rate, stepDuration/2)
 			v := attackAll(t, m, "via sidecars", []vegeta.Target{via}, rate, stepDuration/2)
 			c.Direct, c.Via = append(c.Direct, d), append(c.Via, v)
-			p50, p90, p99 = append(p50, ms(v.P50-d.P50)), append(p90, ms(v.P90-d.P90)), append(p99, ms(v.P99-d.P99))
+			p50, p90, p99 = append(p50, msf(v.P50-d.P50)), append(p90, msf(v.P90-d.P90)), append(p99, msf(v.P99-d.P99))
 			hop = append(hop, v.CPU.System-d.CPU.System)
-			t.Logf("overhead at %d/s, run %d: +%v p50, +%v p90, +%v p99; +%.3f ms CPU per call (errors %d/%d)",
-				rate, i+1, v.P50-d.P50, v.P90-d.P90, v.P99-d.P99, v.CPU.System-d.CPU.System, d.Errors, v.Errors)
+			t.Logf("overhead at %d/s, run %d: %+.2f ms p50, %+.2f ms p90, %+.2f ms p99; %+.3f ms CPU per call (errors %d/%d)",
+				rate, i+1, msf(v.P50-d.P50), msf(v.P90-d.P90), msf(v.P99-d.P99), v.CPU.System-d.CPU.System, d.Errors, v.Errors)
 		}
 		c.AddP50, c.AddP90, c.AddP99, c.HopCPU = SpreadOf(p50), SpreadOf(p90), SpreadOf(p99), SpreadOf(hop)
 		out = append(out, c)

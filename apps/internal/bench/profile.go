@@ -16,17 +16,24 @@ type Category struct {
 
 // Purposes say what a sample's CPU was for. A sample goes to the first
 // purpose, in this order, that any frame of its stack matches: the outbox's
-// publishing runs inside a state transaction and counts as outbox.
+// publishing runs inside a state transaction and counts as outbox; the
+// transport-level purposes near the end take what no feature claimed (a
+// goroutine reading frames off a connection has no feature on its stack).
 var Purposes = []Category{
 	{"outbox: stage, check, publish", []string{"pubsub.(*outboxImpl)", "dapr/pkg/outbox"}},
+	{"new connections: dial, accept, TLS handshake", []string{"net.(*Dialer)", "net/http.(*Transport).dialConn", "crypto/tls.(*Conn).Handshake", "crypto/tls.(*Conn).serverHandshake", "crypto/tls.(*Conn).clientHandshake", "net.(*TCPListener).accept"}},
 	{"service invocation hops", []string{"dapr/pkg/messaging", "dapr/pkg/channel", "onDirectMessage", ".CallLocal", ".InvokeService", "internal/sidecar.(*Invoker)"}},
 	{"pub/sub delivery", []string{"dapr/pkg/runtime/subscription", "dapr/pkg/runtime/pubsub", "components-contrib/pubsub"}},
-	{"state store round trips", []string{"components-contrib/state", "dapr/pkg/components/state", "(*api).GetState", "(*api).GetBulkState", "(*api).SaveState", "(*api).DeleteState", "(*api).ExecuteStateTransaction", "dapr/go-sdk/client", "internal/sidecar.(*Store)"}},
+	{"state store round trips", []string{"components-contrib/state", "dapr/pkg/components/state", "(*api).GetState", "(*api).GetBulkState", "(*api).SaveState", "(*api).DeleteState", "(*api).ExecuteStateTransaction", "_Dapr_GetState_Handler", "_Dapr_SaveState_Handler", "_Dapr_GetBulkState_Handler", "_Dapr_ExecuteStateTransaction_Handler", "_Dapr_DeleteState_Handler", "dapr/go-sdk/client", "internal/sidecar.(*Store)", "jackc/pgx", "redis/go-redis"}},
 	{"health probes", []string{"dapr/pkg/apphealth", "dapr/pkg/healthz", "internal/health."}},
 	{"metrics and tracing", []string{"dapr/pkg/diagnostics", "go.opencensus.io", "prometheus", "opentelemetry"}},
 	{"mTLS certificates", []string{"dapr/pkg/security"}},
+	{"app handlers and middleware", []string{"^main.", "ordermesh/apps/"}},
+	{"sidecar API: routing, middleware", []string{"dapr/pkg/api/", "dapr/pkg/middleware", "go-chi/chi", "dapr/pkg/proto"}},
+	{"HTTP/1 connections: read, write", []string{"net/http.(*conn)", "net/http.(*persistConn)", "net/http.persistConnWriter", "net/http.(*Transport)", "net/http.(*response)", "net/http.(*connReader)"}},
+	{"gRPC connections: HTTP/2 frames", []string{"grpc/internal/transport", "golang.org/x/net/http2", "google.golang.org/grpc.(*Server)"}},
 	{"GC in the background", []string{"runtime.gcBgMarkWorker", "runtime.bgsweep", "runtime.bgscavenge"}},
-	{"app handlers", []string{"ordermesh/apps/"}},
+	{"Go scheduler", []string{"runtime.mcall", "runtime.schedule", "runtime.findRunnable", "runtime.sysmon", "runtime.mstart"}},
 }
 
 // Kinds say what sort of work a sample did: the innermost frame that matches
@@ -205,9 +212,15 @@ func kindOf(frames []string) string {
 	return Other
 }
 
+// matches reports whether fn contains any fragment; a fragment starting
+// with ^ must start fn ("^main." is a command's own code, not "domain.").
 func matches(fn string, fragments []string) bool {
 	for _, m := range fragments {
-		if strings.Contains(fn, m) {
+		if prefix, ok := strings.CutPrefix(m, "^"); ok {
+			if strings.HasPrefix(fn, prefix) {
+				return true
+			}
+		} else if strings.Contains(fn, m) {
 			return true
 		}
 	}

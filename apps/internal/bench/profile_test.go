@@ -40,8 +40,10 @@ func TestSummarize(t *testing.T) {
 		"gc":  {"runtime.scanobject", "runtime.gcDrain", "runtime.gcBgMarkWorker"},
 	}, map[string]int64{"outbox": 40e6, "hop": 30e6, "gc": 10e6})
 	app := fakeProfile(map[string][]string{
-		"handler": {"main.unknownLeaf", "github.com/ordermesh/ordermesh/apps/orders.(*Desk).Place"},
-	}, map[string]int64{"handler": 20e6})
+		// A command's own functions are "main.", not "domain.".
+		"handler": {"main.unknownLeaf", "net/http.HandlerFunc.ServeHTTP"},
+		"domain":  {"example.com/domain.Leaf", "net/http.(*conn).serve"},
+	}, map[string]int64{"handler": 15e6, "domain": 5e6})
 
 	sum := Summarize([]Profiled{{Process: "orders-daprd", Group: GroupSidecar, Profile: sidecar}, {Process: "orders", Group: GroupApp, Profile: app}}, 10)
 
@@ -55,10 +57,11 @@ func TestSummarize(t *testing.T) {
 		return out
 	}
 	assert.InDeltaMapValues(t, map[string]float64{
-		"outbox: stage, check, publish": 4, "service invocation hops": 3, "GC in the background": 1, "app handlers": 2,
+		"outbox: stage, check, publish": 4, "service invocation hops": 3, "GC in the background": 1,
+		"app handlers and middleware": 1.5, "HTTP/1 connections: read, write": 0.5,
 	}, byName(sum.ByPurpose), 1e-9)
 	assert.InDeltaMapValues(t, map[string]float64{
-		"JSON": 4, "network syscalls": 3, "GC and allocation": 1, Other: 2,
+		"JSON": 4, "network syscalls": 3, "GC and allocation": 1, "HTTP/1": 2,
 	}, byName(sum.ByKind), 1e-9)
 	assert.InDeltaMapValues(t, map[string]float64{"orders-daprd": 8, "orders": 2}, byName(sum.ByProcess), 1e-9)
 

@@ -30,9 +30,10 @@ type ProfileRun struct {
 	Dir     string         `json:"dir"`
 	Summary ProfileSummary `json:"summary"`
 	// Measured is /proc's CPU per order over the same window, for
-	// comparison with what the profiles saw.
-	Measured Totals   `json:"measured_cpu_ms_per_order"`
-	Missing  []string `json:"missing,omitempty"`
+	// comparison with what the profiles saw, in total and per process.
+	Measured  Totals   `json:"measured_cpu_ms_per_order"`
+	Processes []Usage  `json:"measured_processes"`
+	Missing   []string `json:"missing,omitempty"`
 }
 
 // endpoint is where one process serves its CPU profile.
@@ -83,6 +84,14 @@ func profileOrders(b *bench, m *meter, targets []vegeta.Target, eps []endpoint) 
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		from, before = time.Now(), m.read()
+		// /proc is read again when the profiles' seconds are over, not
+		// when the last of them has arrived.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(profileFor)
+			to, after = time.Now(), m.read()
+		}()
 		for _, ep := range eps {
 			wg.Add(1)
 			go func() {
@@ -98,7 +107,6 @@ func profileOrders(b *bench, m *meter, targets []vegeta.Target, eps []endpoint) 
 			}()
 		}
 		wg.Wait()
-		to, after = time.Now(), m.read()
 	}()
 	var all []*vegeta.Result
 	for res := range results {
@@ -116,7 +124,8 @@ func profileOrders(b *bench, m *meter, targets []vegeta.Target, eps []endpoint) 
 		}
 	}
 	run.Summary = Summarize(profiles, run.Orders)
-	run.Measured = totals(usage(before, after, run.Orders))
+	run.Processes = usage(before, after, run.Orders)
+	run.Measured = totals(run.Processes)
 	t.Logf("profiles: %d processes, %d orders in %.0f s, %.2f ms CPU per order profiled, %.2f measured in /proc (apps and sidecars); saved in %s",
 		len(profiles), run.Orders, to.Sub(from).Seconds(), run.Summary.TotalMs, run.Measured.System, run.Dir)
 	for _, miss := range run.Missing {

@@ -99,10 +99,14 @@ func markdown(rep Report) string {
 		p("")
 		costTable(p, pr.Summary.ByKind)
 		p("")
-		p("| process | CPU ms/order profiled | top functions (flat, ms/order) |")
-		p("| --- | --- | --- |")
+		measured := map[string]float64{}
+		for _, u := range pr.Processes {
+			measured[u.Process] = u.MsOrder
+		}
+		p("| process | CPU ms/order profiled | measured in /proc | top functions (flat, ms/order) |")
+		p("| --- | --- | --- | --- |")
 		for _, c := range pr.Summary.ByProcess {
-			p("| %s | %.3f | %s |", c.Name, c.MsOrder, topFuncs(c.Top, 3))
+			p("| %s | %.3f | %.3f | %s |", c.Name, c.MsOrder, measured[c.Name], topFuncs(c.Top, 3))
 		}
 	}
 
