@@ -56,9 +56,12 @@ type reading struct {
 	cpu map[Proc]time.Duration
 }
 
-func (m *meter) read() reading {
+// read reads the CPU of procs, listed once per step: finding PostgreSQL's
+// backends walks every process of the machine, which takes long enough on
+// a busy machine to blur a window's edges.
+func (m *meter) read(procs []Proc) reading {
 	r := reading{at: time.Now(), cpu: map[Proc]time.Duration{}}
-	for _, p := range m.procs() {
+	for _, p := range procs {
 		if d, err := CPUTime(p.Pid); err == nil {
 			r.cpu[p] = d
 		}
@@ -157,10 +160,11 @@ func totals(us []Usage) Totals {
 // how long it waited and whether the system settled.
 func (m *meter) settle(deadline time.Duration) (time.Duration, bool) {
 	start := time.Now()
+	procs := m.procs()
 	for time.Since(start) < deadline {
-		a := m.read()
+		a := m.read(procs)
 		time.Sleep(500 * time.Millisecond)
-		b := m.read()
+		b := m.read(procs)
 		var busy time.Duration
 		for p, now := range b.cpu {
 			if p.Group == GroupApp || p.Group == GroupSidecar {

@@ -25,7 +25,7 @@ import (
 type ProfileRun struct {
 	Rate    int            `json:"rate"`
 	Seconds float64        `json:"seconds"`
-	Orders  int            `json:"orders"`
+	Orders  int            `json:"orders"` // sent while the profiles ran, failed ones included
 	Errors  int            `json:"errors"`
 	Dir     string         `json:"dir"`
 	Summary ProfileSummary `json:"summary"`
@@ -71,6 +71,7 @@ func profileOrders(b *bench, m *meter, targets []vegeta.Target, eps []endpoint) 
 		t.Fatal(err)
 	}
 	m.settle(15 * time.Second)
+	procs := m.procs()
 	const lead = 2 * time.Second // load steady before the profiles start
 	attacker := vegeta.NewAttacker(vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true), vegeta.Connections(1024), vegeta.MaxWorkers(2048))
 	results := attacker.Attack(vegeta.NewStaticTargeter(targets...), vegeta.Rate{Freq: profileRate, Per: time.Second}, profileFor+2*lead, "profile")
@@ -83,14 +84,14 @@ func profileOrders(b *bench, m *meter, targets []vegeta.Target, eps []endpoint) 
 		time.Sleep(lead)
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		from, before = time.Now(), m.read()
+		from, before = time.Now(), m.read(procs)
 		// /proc is read again when the profiles' seconds are over, not
 		// when the last of them has arrived.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			time.Sleep(profileFor)
-			to, after = time.Now(), m.read()
+			to, after = time.Now(), m.read(procs)
 		}()
 		for _, ep := range eps {
 			wg.Add(1)
@@ -113,21 +114,29 @@ func profileOrders(b *bench, m *meter, targets []vegeta.Target, eps []endpoint) 
 		all = append(all, res)
 	}
 	<-done
-	for _, res := range all {
-		if res.Timestamp.Before(from) || res.Timestamp.After(to) {
-			continue
+	// Orders sent while the profiles ran, and while /proc was measured:
+	// the two windows differ by the time a reading takes.
+	inWindow := func(from, to time.Time) (ok, failed int) {
+		for _, res := range all {
+			if res.Timestamp.Before(from) || res.Timestamp.After(to) {
+				continue
+			}
+			if res.Code/100 == 2 {
+				ok++
+			} else {
+				failed++
+			}
 		}
-		if res.Code/100 == 2 {
-			run.Orders++
-		} else {
-			run.Errors++
-		}
+		return ok, failed
 	}
+	ok, failed := inWindow(from, from.Add(profileFor))
+	run.Orders, run.Errors = ok+failed, failed
+	ok, failed = inWindow(before.at, after.at)
 	run.Summary = Summarize(profiles, run.Orders)
-	run.Processes = usage(before, after, run.Orders)
+	run.Processes = usage(before, after, ok+failed)
 	run.Measured = totals(run.Processes)
-	t.Logf("profiles: %d processes, %d orders in %.0f s, %.2f ms CPU per order profiled, %.2f measured in /proc (apps and sidecars); saved in %s",
-		len(profiles), run.Orders, to.Sub(from).Seconds(), run.Summary.TotalMs, run.Measured.System, run.Dir)
+	t.Logf("profiles: %d processes, %d orders in %.0f s, %.2f ms CPU per order profiled; /proc measured %.2f (apps and sidecars) over %.1f s; saved in %s",
+		len(profiles), run.Orders, profileFor.Seconds(), run.Summary.TotalMs, run.Measured.System, to.Sub(from).Seconds(), run.Dir)
 	for _, miss := range run.Missing {
 		t.Logf("profiles: missing %s", miss)
 	}
