@@ -104,6 +104,23 @@ type Config struct {
 	Procs []ProcCPU `json:"per_process"`
 	// Median is the index in Runs of the median run by p99.
 	Median int `json:"median_run"`
+	// Unsettled counts the runs that began before the system was idle
+	// again (work left from the run before was counted in them).
+	Unsettled int `json:"unsettled_runs"`
+	// Failed counts the runs with errors.
+	Failed int `json:"runs_with_errors"`
+}
+
+// caveat says what makes a configuration's figures less comparable.
+func (c Config) caveat() string {
+	var out []string
+	if c.Failed > 0 {
+		out = append(out, fmt.Sprintf("%d of %d runs had errors", c.Failed, len(c.Runs)))
+	}
+	if c.Unsettled > 0 {
+		out = append(out, fmt.Sprintf("%d of %d runs began before the system was idle", c.Unsettled, len(c.Runs)))
+	}
+	return strings.Join(out, "; ")
 }
 
 // ProcCPU is one process's CPU per order over the runs.
@@ -150,6 +167,14 @@ func summarize(name, note string, rate int, steps []Step) Config {
 		p99s = append(p99s, p)
 	}
 	c.Median = MedianIndex(p99s)
+	for _, s := range steps {
+		if !s.Settled {
+			c.Unsettled++
+		}
+		if s.Errors > 0 {
+			c.Failed++
+		}
+	}
 	if len(steps) > 0 {
 		for _, u := range steps[0].Processes {
 			var ms, mc []float64

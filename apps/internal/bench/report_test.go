@@ -62,12 +62,12 @@ func markdown(rep Report) string {
 	p("apps + sidecars (and Sentry); servers (Redis and RabbitMQ whole, PostgreSQL's shared processes and only the backends")
 	p("serving this system); the load generator (this test process) apart.")
 	p("")
-	p("| rate/s | apps + sidecars | apps | sidecars | servers | all | load generator | p50 | p99 | errors (median run) | held |")
-	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	p("| rate/s | apps + sidecars | apps | sidecars | servers | all | load generator | p50 | p99 | errors (median run) | held | caveats |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, c := range rep.Orders {
 		m := c.Runs[c.Median]
-		p("| %d | **%s** | %s | %s | %s | %s | %s | %s ms | %s ms | %d | %s |", c.Rate, sp(c.Sys), sp(c.Apps), sp(c.Side), sp(c.Serv), sp(c.All), sp(c.Load),
-			sp(c.P50), sp(c.P99), m.Errors, yes(c.Held()))
+		p("| %d | **%s** | %s | %s | %s | %s | %s | %s ms | %s ms | %d | %s | %s |", c.Rate, sp(c.Sys), sp(c.Apps), sp(c.Side), sp(c.Serv), sp(c.All), sp(c.Load),
+			sp(c.P50), sp(c.P99), m.Errors, yes(c.Held()), c.caveat())
 	}
 	p("")
 	p("Highest rate held with p99 ≤ %v and no errors in the median run: **%d orders/s**.", p99Limit, rep.HighestOrderRate)
@@ -116,17 +116,17 @@ func markdown(rep Report) string {
 		p("## Sidecar settings, same run")
 		p("")
 		p("Each setting on a system of its own, started next to the baseline; the same order step (%d/s) ran on each in turn, round after round.", rep.Variants[0].Rate)
-		p("Change is the median's against the baseline's median, for apps + sidecars.")
+		p("Change is the median's against the baseline's median, for apps + sidecars; a change smaller than the spread of either is no change.")
 		p("")
-		p("| setting | apps + sidecars ms/order | change | sidecars | servers | p99 | what |")
-		p("| --- | --- | --- | --- | --- | --- | --- |")
+		p("| setting | apps + sidecars ms/order | change | sidecars | servers | p99 | what | caveats |")
+		p("| --- | --- | --- | --- | --- | --- | --- | --- |")
 		base := rep.Variants[0].Sys.Median
 		for _, c := range rep.Variants {
 			change := "—"
 			if c.Name != "baseline" && base > 0 {
 				change = fmt.Sprintf("%+.1f%%", 100*(c.Sys.Median-base)/base)
 			}
-			p("| %s | **%s** | %s | %s | %s | %s ms | %s |", c.Name, sp(c.Sys), change, sp(c.Side), sp(c.Serv), sp(c.P99), c.Note)
+			p("| %s | **%s** | %s | %s | %s | %s ms | %s | %s |", c.Name, sp(c.Sys), change, sp(c.Side), sp(c.Serv), sp(c.P99), c.Note, c.caveat())
 		}
 	}
 

@@ -86,6 +86,12 @@ func compareVariants(b *bench, base *harness.System, baseMeter *meter, baseTarge
 			break
 		}
 		for _, c := range configs {
+			// The systems share the cores: every one idle before any is measured.
+			for _, other := range configs {
+				if other != c {
+					other.m.settle(15 * time.Second)
+				}
+			}
 			s := attackAll(t, c.m, c.name, c.targets, variantRate, stepDuration)
 			c.steps = append(c.steps, s)
 			t.Logf("%s at %d/s, run %d: p99 %v errors %d; CPU per order: apps+sidecars %.2f ms (sidecars %.2f), servers %.2f ms",
