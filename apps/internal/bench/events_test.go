@@ -5,6 +5,7 @@ package bench
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"testing"
 	"time"
@@ -49,14 +50,29 @@ func eventLatency(t *testing.T, sys *harness.System, broker string) EventLatency
 			created[o.ID] = o.CreatedAt
 		}
 	}
-	var notes []struct {
+	type note struct {
 		OrderID   string    `json:"order_id"`
 		CreatedAt time.Time `json:"created_at"`
 	}
+	var notes []note
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
+		// Every page: a paged list names its next page in Next-Cursor.
 		notes = notes[:0]
-		_, _ = gw.do(http.MethodGet, "/api/notifications?user_id="+u, nil, &notes)
+		path := "/api/notifications?user_id=" + url.QueryEscape(u)
+		for {
+			var page []note
+			code, header, err := gw.exchange(http.MethodGet, path, nil, &page)
+			if err != nil || code != http.StatusOK {
+				break
+			}
+			notes = append(notes, page...)
+			cursor := header.Get("Next-Cursor")
+			if cursor == "" {
+				break
+			}
+			path = "/api/notifications?user_id=" + url.QueryEscape(u) + "&cursor=" + url.QueryEscape(cursor)
+		}
 		if len(notes) >= len(created) {
 			break
 		}

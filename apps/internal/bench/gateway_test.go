@@ -42,24 +42,30 @@ func (g *gateway) target(method, path string, body any) vegeta.Target {
 
 // do sends one request and decodes a JSON answer into out (when not nil).
 func (g *gateway) do(method, path string, body, out any) (int, error) {
+	code, _, err := g.exchange(method, path, body, out)
+	return code, err
+}
+
+// exchange is do that also returns the answer's headers.
+func (g *gateway) exchange(method, path string, body, out any) (int, http.Header, error) {
 	tg := g.target(method, path, body)
 	req, err := tg.Request()
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	res, err := g.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
 	if err != nil {
-		return res.StatusCode, err
+		return res.StatusCode, res.Header, err
 	}
 	if out != nil && res.StatusCode/100 == 2 {
 		err = json.NewDecoder(bytes.NewReader(data)).Decode(out)
 	}
-	return res.StatusCode, err
+	return res.StatusCode, res.Header, err
 }
 
 // create POSTs a resource and returns its id; anything but 201 fails the bench.
