@@ -7,6 +7,7 @@ require (
 	github.com/dapr/dapr v1.18.2
 	github.com/dapr/go-sdk v1.15.0
 	github.com/go-jose/go-jose/v4 v4.1.9
+	github.com/google/pprof v0.0.0-20260402051712-545e8a4df936
 	github.com/google/uuid v1.6.0
 	github.com/gorilla/mux v1.8.1
 	github.com/moby/moby/api v1.56.1

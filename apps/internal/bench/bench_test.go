@@ -3,14 +3,11 @@
 package bench
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,23 +20,43 @@ import (
 
 // Settings, each overridable from the environment for a quicker or longer run.
 var (
+	runs          = envInts("BENCH_RUNS", []int{3})[0]
 	stepDuration  = envDuration("BENCH_STEP", 10*time.Second)
-	overheadRates = envInts("BENCH_OVERHEAD_RATES", []int{500, 1000})
+	overheadRates = envInts("BENCH_OVERHEAD_RATES", []int{500})
 	orderRates    = envInts("BENCH_ORDER_RATES", []int{100, 150, 200, 250, 300, 400})
 	eventRate     = envInts("BENCH_EVENT_RATE", []int{20})[0]
+	brokers       = envList("BENCH_BROKERS", []string{"redis", "rabbitmq"})
+	profileRate   = envInts("BENCH_PROFILE_RATE", []int{100})[0]
+	profileFor    = envDuration("BENCH_PROFILE", 10*time.Second)
+	variantRate   = envInts("BENCH_VARIANT_RATE", []int{100})[0]
+	variantNames  = envList("BENCH_VARIANTS", []string{"log-warn", "no-metrics", "gogc-200"})
+	// budget bounds the whole run: once spent, the remaining steps are
+	// skipped and the report says which.
+	budget = envDuration("BENCH_BUDGET", 12*time.Minute)
 )
+
+// p99Limit is the latency an order rate must hold (median run) to count as held.
+const p99Limit = 100 * time.Millisecond
 
 // Report is what `make bench` writes, as JSON and as Markdown.
 type Report struct {
 	When     time.Time         `json:"when"`
+	Took     time.Duration     `json:"took"`
 	Machine  Machine           `json:"machine"`
 	Versions map[string]string `json:"versions"`
-	Overhead []OverheadRow     `json:"sidecar_overhead"`
-	Orders   []Step            `json:"order_placement"`
-	// HighestOrderRate is the highest rate held with p99 <= 100 ms and no errors.
+	Runs     int               `json:"runs"`
+	Step     time.Duration     `json:"step"`
+	Overhead []OverheadConfig  `json:"sidecar_overhead"`
+	Orders   []Config          `json:"order_placement"`
+	// HighestOrderRate is the highest rate whose median run (by p99) held
+	// p99 <= 100 ms with no errors.
 	HighestOrderRate int            `json:"highest_order_rate"`
+	Profile          *ProfileRun    `json:"profile,omitempty"`
+	Variants         []Config       `json:"variants,omitempty"`
 	Events           []EventLatency `json:"event_latency"`
 	Idle             []Usage        `json:"idle_footprint"`
+	Skipped          []string       `json:"skipped,omitempty"`
+	Notes            []string       `json:"notes,omitempty"`
 }
 
 // Machine is where the numbers were measured.
@@ -51,7 +68,7 @@ type Machine struct {
 	Go     string `json:"go"`
 }
 
-// Step is one fixed-rate attack.
+// Step is one fixed-rate attack and what every process used meanwhile.
 type Step struct {
 	Name       string         `json:"name"`
 	Rate       int            `json:"rate"`
@@ -65,311 +82,262 @@ type Step struct {
 	Errors     int            `json:"errors"`
 	Codes      map[string]int `json:"status_codes"`
 	Processes  []Usage        `json:"processes"`
+	CPU        Totals         `json:"cpu_ms_per_request"`
+	Settled    bool           `json:"settled_before"` // the system was idle when the step began
 }
 
-// OverheadRow compares a direct call with the same call through two sidecars.
-type OverheadRow struct {
-	Rate    int           `json:"rate"`
-	Direct  Step          `json:"direct"`
-	Sidecar Step          `json:"via_sidecars"`
-	AddP50  time.Duration `json:"added_p50"`
-	AddP90  time.Duration `json:"added_p90"`
-	AddP99  time.Duration `json:"added_p99"`
+// Config is one configuration (a rate, a sidecar setting) run `runs` times.
+type Config struct {
+	Name  string    `json:"name"`
+	Note  string    `json:"note,omitempty"`
+	Rate  int       `json:"rate"`
+	Runs  []Step    `json:"runs"`
+	P50   Spread    `json:"p50_ms"`
+	P99   Spread    `json:"p99_ms"`
+	Tput  Spread    `json:"throughput"`
+	Apps  Spread    `json:"apps_cpu_ms_per_order"`
+	Side  Spread    `json:"sidecars_cpu_ms_per_order"`
+	Sys   Spread    `json:"apps_and_sidecars_cpu_ms_per_order"`
+	Serv  Spread    `json:"servers_cpu_ms_per_order"`
+	All   Spread    `json:"all_cpu_ms_per_order"`
+	Load  Spread    `json:"load_generator_cpu_ms_per_order"`
+	Procs []ProcCPU `json:"per_process"`
+	// Median is the index in Runs of the median run by p99.
+	Median int `json:"median_run"`
+	// Unsettled counts the runs that began before the system was idle
+	// again (work left from the run before was counted in them).
+	Unsettled int `json:"unsettled_runs"`
+	// Failed counts the runs with errors.
+	Failed int `json:"runs_with_errors"`
 }
 
-// EventLatency is the time from an order being stored to its notification
-// being stored, per broker.
-type EventLatency struct {
-	Broker string        `json:"broker"`
-	Orders int           `json:"orders"`
-	Rate   int           `json:"rate"`
-	P50    time.Duration `json:"p50"`
-	P99    time.Duration `json:"p99"`
-	Max    time.Duration `json:"max"`
+// caveat says what makes a configuration's figures less comparable.
+func (c Config) caveat() string {
+	var out []string
+	if c.Failed > 0 {
+		out = append(out, fmt.Sprintf("%d of %d runs had errors", c.Failed, len(c.Runs)))
+	}
+	if c.Unsettled > 0 {
+		out = append(out, fmt.Sprintf("%d of %d runs began before the system was idle", c.Unsettled, len(c.Runs)))
+	}
+	return strings.Join(out, "; ")
 }
 
-// Usage is one process's CPU over a step and its resident memory.
-type Usage struct {
-	Process  string  `json:"process"`
-	CPUms    float64 `json:"cpu_ms"`
-	MilliCPU float64 `json:"millicpu"` // average over the step, 1000 = one core
-	RSSMB    float64 `json:"rss_mb"`
-	PeakMB   float64 `json:"peak_rss_mb"`
+// ProcCPU is one process's CPU per order over the runs.
+type ProcCPU struct {
+	Process  string `json:"process"`
+	Group    string `json:"group"`
+	MsOrder  Spread `json:"cpu_ms_per_order"`
+	MilliCPU Spread `json:"millicpu"`
+}
+
+// Held reports whether the median run held p99 <= 100 ms with no errors.
+func (c Config) Held() bool {
+	if c.Median < 0 {
+		return false
+	}
+	m := c.Runs[c.Median]
+	return m.Errors == 0 && m.P99 <= p99Limit
+}
+
+func summarize(name, note string, rate int, steps []Step) Config {
+	c := Config{Name: name, Note: note, Rate: rate, Runs: steps}
+	pick := func(f func(Step) float64) Spread {
+		var v []float64
+		for _, s := range steps {
+			v = append(v, f(s))
+		}
+		return SpreadOf(v)
+	}
+	c.P50 = pick(func(s Step) float64 { return msf(s.P50) })
+	c.P99 = pick(func(s Step) float64 { return msf(s.P99) })
+	c.Tput = pick(func(s Step) float64 { return s.Throughput })
+	c.Apps = pick(func(s Step) float64 { return s.CPU.Apps })
+	c.Side = pick(func(s Step) float64 { return s.CPU.Sidecar })
+	c.Sys = pick(func(s Step) float64 { return s.CPU.System })
+	c.Serv = pick(func(s Step) float64 { return s.CPU.Servers })
+	c.All = pick(func(s Step) float64 { return s.CPU.All })
+	c.Load = pick(func(s Step) float64 { return s.CPU.Load })
+	var p99s []float64
+	for _, s := range steps {
+		p := msf(s.P99)
+		if s.Errors > 0 {
+			p += 1e9 // a run with errors ranks above any latency
+		}
+		p99s = append(p99s, p)
+	}
+	c.Median = MedianIndex(p99s)
+	for _, s := range steps {
+		if !s.Settled {
+			c.Unsettled++
+		}
+		if s.Errors > 0 {
+			c.Failed++
+		}
+	}
+	if len(steps) > 0 {
+		for _, u := range steps[0].Processes {
+			var ms, mc []float64
+			for _, s := range steps {
+				for _, v := range s.Processes {
+					if v.Process == u.Process {
+						ms, mc = append(ms, v.MsOrder), append(mc, v.MilliCPU)
+					}
+				}
+			}
+			c.Procs = append(c.Procs, ProcCPU{Process: u.Process, Group: u.Group, MsOrder: SpreadOf(ms), MilliCPU: SpreadOf(mc)})
+		}
+	}
+	return c
+}
+
+// bench carries what every part of a run shares.
+type bench struct {
+	t       *testing.T
+	start   time.Time
+	rep     *Report
+	out     string
+	stamp   string
+	skipped []string
+}
+
+// spent reports whether the time budget is gone, and notes what is skipped.
+func (b *bench) spent(what string) bool {
+	if time.Since(b.start) < budget {
+		return false
+	}
+	b.rep.Skipped = append(b.rep.Skipped, what)
+	b.t.Logf("bench: budget of %v spent, skipping %s", budget, what)
+	return true
 }
 
 func TestBench(t *testing.T) {
-	rep := Report{When: time.Now().UTC(), Machine: machine(), Versions: versions(t)}
-	out := outputDir(t)
+	b := &bench{t: t, start: time.Now()}
+	b.rep = &Report{When: time.Now().UTC(), Machine: machine(), Versions: versions(t), Runs: runs, Step: stepDuration}
+	b.out = outputDir(t)
+	b.stamp = b.rep.When.Format("20060102-150405")
+	t.Logf("bench: %d runs of %v per configuration, budget %v, report in %s", runs, stepDuration, budget, b.out)
 
 	// Event latency first, each broker on a fresh system: the order ramp
-	// below leaves thousands of events behind it.
-	for _, broker := range []string{"redis", "rabbitmq"} {
+	// below leaves events behind it. One run each: the figure is Dapr's
+	// outbox's fixed one-second hold.
+	for _, broker := range brokers {
+		if b.spent("event latency on " + broker) {
+			continue
+		}
+		phase := time.Now()
 		sys := harness.Start(t, harness.Options{PubSub: broker})
-		rep.Events = append(rep.Events, eventLatency(t, sys, broker))
+		b.rep.Events = append(b.rep.Events, eventLatency(t, sys, broker))
 		sys.Stop()
+		t.Logf("bench: event latency on %s took %v", broker, time.Since(phase).Round(time.Second))
 	}
 
-	sys := harness.Start(t, harness.Options{})
-	rep.Idle = usage(sys, nil, 0)
-	rep.Overhead = sidecarOverhead(t, sys)
-	rep.Orders, rep.HighestOrderRate = orderPlacement(t, sys)
+	phase := time.Now()
+	opts, endpoints := profilingOptions(t)
+	sys := harness.Start(t, opts)
+	m := newMeter(sys)
+	m.settle(10 * time.Second)
+	procs := m.procs()
+	idle := m.read(procs)
+	time.Sleep(2 * time.Second)
+	b.rep.Idle = usage(idle, m.read(procs), 0)
+	t.Logf("bench: system started in %v", time.Since(phase).Round(time.Second))
+
+	phase = time.Now()
+	b.rep.Overhead = sidecarOverhead(b, sys, m)
+	t.Logf("bench: sidecar overhead took %v", time.Since(phase).Round(time.Second))
+
+	phase = time.Now()
+	targets := orderTargets(t, sys)
+	b.rep.Orders, b.rep.HighestOrderRate = orderPlacement(b, m, targets)
+	t.Logf("bench: order placement took %v", time.Since(phase).Round(time.Second))
+
+	if !b.spent("profiles") {
+		phase = time.Now()
+		b.rep.Profile = profileOrders(b, m, targets, endpoints)
+		t.Logf("bench: profiles took %v", time.Since(phase).Round(time.Second))
+	}
+
+	if len(variantNames) > 0 && !b.spent("sidecar settings") {
+		phase = time.Now()
+		b.rep.Variants = compareVariants(b, sys, m, targets)
+		t.Logf("bench: sidecar settings took %v", time.Since(phase).Round(time.Second))
+	}
 	sys.Stop()
 
-	write(t, out, rep)
+	b.rep.Took = time.Since(b.start).Round(time.Second)
+	write(t, b.out, *b.rep)
 }
 
-// sidecarOverhead reads one user directly from users and through the
-// gateway's sidecar and users' sidecar, at the same rates, interleaved.
-func sidecarOverhead(t *testing.T, sys *harness.System) []OverheadRow {
-	u := post(t, sys.GatewayURL()+"/api/users", map[string]any{"name": "Bench", "email": fmt.Sprintf("bench-%d@example.com", time.Now().UnixNano())})
-	users := sys.App("users")
-	// The app's own port wants the token its sidecar sends.
-	direct := vegeta.Target{Method: http.MethodGet, URL: users.URL() + "/users/" + u, Header: http.Header{"Dapr-Api-Token": {sys.AppToken}}}
-	via := vegeta.Target{Method: http.MethodGet, URL: sys.App("gateway").SidecarURL() + "/v1.0/invoke/" + users.ID + "/method/users/" + u,
-		Header: http.Header{"Dapr-Api-Token": {sys.DaprToken}}}
-	// Warm both paths: connections, caches.
-	attack(t, sys, "warm-direct", direct, 200, 2*time.Second)
-	attack(t, sys, "warm-sidecar", via, 200, 2*time.Second)
-
-	var rows []OverheadRow
-	for _, rate := range overheadRates {
-		// Interleave halves so drift on the machine hits both alike.
-		half := stepDuration / 2
-		d1 := attack(t, sys, "direct", direct, rate, half)
-		s1 := attack(t, sys, "via sidecars", via, rate, half)
-		d2 := attack(t, sys, "direct", direct, rate, half)
-		s2 := attack(t, sys, "via sidecars", via, rate, half)
-		d, s := merge(d1, d2), merge(s1, s2)
-		rows = append(rows, OverheadRow{Rate: rate, Direct: d, Sidecar: s, AddP50: s.P50 - d.P50, AddP90: s.P90 - d.P90, AddP99: s.P99 - d.P99})
-		t.Logf("overhead at %d/s: +%v p50, +%v p90, +%v p99", rate, s.P50-d.P50, s.P90-d.P90, s.P99-d.P99)
-	}
-	return rows
-}
-
-// orderPlacement places orders through the gateway at rising rates until
-// p99 passes 100 ms or errors appear.
-func orderPlacement(t *testing.T, sys *harness.System) ([]Step, int) {
-	gw := sys.GatewayURL()
+// orderTargets makes 20 buyers and 20 products with stock for any run, and
+// one order request per pair.
+func orderTargets(t *testing.T, sys *harness.System) []vegeta.Target {
+	gw := newGateway(sys)
 	var targets []vegeta.Target
 	for i := range 20 {
-		u := post(t, gw+"/api/users", map[string]any{"name": "Buyer", "email": fmt.Sprintf("buyer-%d-%d@example.com", i, time.Now().UnixNano())})
-		p := post(t, gw+"/api/products", map[string]any{"name": fmt.Sprintf("Item %d", i), "price_cents": 100 + i, "stock": 1_000_000_000})
-		body, _ := json.Marshal(map[string]any{"user_id": u, "product_id": p, "quantity": 1})
-		targets = append(targets, vegeta.Target{Method: http.MethodPost, URL: gw + "/api/orders", Body: body, Header: http.Header{"Content-Type": {"application/json"}}})
+		u := gw.create(t, "/api/users", map[string]any{"name": "Buyer", "email": fmt.Sprintf("buyer-%d-%d@example.com", i, time.Now().UnixNano())})
+		p := gw.create(t, "/api/products", map[string]any{"name": fmt.Sprintf("Item %d", i), "price_cents": 100 + i, "stock": 1_000_000_000})
+		targets = append(targets, gw.target(http.MethodPost, "/api/orders", map[string]any{"user_id": u, "product_id": p, "quantity": 1}))
 	}
-	attackAll(t, sys, "warm-orders", targets, 50, 2*time.Second)
-	var steps []Step
+	return targets
+}
+
+// orderPlacement places orders through the gateway at rising rates, `runs`
+// times each, until the median run of a rate fails p99 <= 100 ms or has errors.
+func orderPlacement(b *bench, m *meter, targets []vegeta.Target) ([]Config, int) {
+	attackAll(b.t, m, "warm-orders", targets, 50, 2*time.Second)
+	var configs []Config
 	held := 0
 	for _, rate := range orderRates {
-		s := attackAll(t, sys, "orders", targets, rate, stepDuration)
-		steps = append(steps, s)
-		t.Logf("orders at %d/s: p50 %v p99 %v errors %d", rate, s.P50, s.P99, s.Errors)
-		if s.Errors > 0 || s.P99 > 100*time.Millisecond {
+		if b.spent(fmt.Sprintf("orders at %d/s", rate)) {
+			break
+		}
+		var steps []Step
+		for i := range runs {
+			s := attackAll(b.t, m, "orders", targets, rate, stepDuration)
+			b.t.Logf("orders at %d/s, run %d: p50 %v p99 %v errors %d; CPU per order: apps+sidecars %.2f ms, servers %.2f ms, load generator %.2f ms",
+				rate, i+1, s.P50, s.P99, s.Errors, s.CPU.System, s.CPU.Servers, s.CPU.Load)
+			steps = append(steps, s)
+		}
+		c := summarize(fmt.Sprintf("orders at %d/s", rate), "", rate, steps)
+		configs = append(configs, c)
+		if !c.Held() {
 			break
 		}
 		held = rate
 	}
-	return steps, held
+	return configs, held
 }
 
-// eventLatency places orders at a moderate rate and measures, per order, the
-// time from the order's created_at (stored by orders) to its notification's
-// created_at (stored by notifications), both read from one machine's clock.
-func eventLatency(t *testing.T, sys *harness.System, broker string) EventLatency {
-	gw := sys.GatewayURL()
-	u := post(t, gw+"/api/users", map[string]any{"name": "Events", "email": fmt.Sprintf("events-%d@example.com", time.Now().UnixNano())})
-	p := post(t, gw+"/api/products", map[string]any{"name": "Evented", "price_cents": 100, "stock": 1_000_000})
-	body, _ := json.Marshal(map[string]any{"user_id": u, "product_id": p, "quantity": 1})
-	created := map[string]time.Time{}
-	tick := time.NewTicker(time.Second / time.Duration(eventRate))
-	defer tick.Stop()
-	n := eventRate * int(stepDuration/time.Second)
-	for range n {
-		<-tick.C
-		res, err := http.Post(gw+"/api/orders", "application/json", bytes.NewReader(body))
-		if err != nil {
-			t.Fatalf("place order: %v", err)
-		}
-		var o struct {
-			ID        string    `json:"id"`
-			CreatedAt time.Time `json:"created_at"`
-		}
-		_ = json.NewDecoder(res.Body).Decode(&o)
-		res.Body.Close()
-		if res.StatusCode == http.StatusCreated {
-			created[o.ID] = o.CreatedAt
-		}
-	}
-	type note struct {
-		OrderID   string    `json:"order_id"`
-		CreatedAt time.Time `json:"created_at"`
-	}
-	var notes []note
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		// Every page: the list is read 100 at a time, the next page named
-		// by the Next-Cursor header.
-		notes = notes[:0]
-		cursor := ""
-		for {
-			res, err := http.Get(gw + "/api/notifications?limit=100&user_id=" + u + "&cursor=" + cursor)
-			if err != nil {
-				break
-			}
-			var page []note
-			_ = json.NewDecoder(res.Body).Decode(&page)
-			res.Body.Close()
-			notes = append(notes, page...)
-			if cursor = res.Header.Get("Next-Cursor"); cursor == "" {
-				break
-			}
-		}
-		if len(notes) >= len(created) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	var lat []time.Duration
-	for _, note := range notes {
-		if at, ok := created[note.OrderID]; ok {
-			lat = append(lat, note.CreatedAt.Sub(at))
-		}
-	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	el := EventLatency{Broker: broker, Orders: len(lat), Rate: eventRate}
-	if len(lat) > 0 {
-		el.P50, el.P99, el.Max = pct(lat, 0.50), pct(lat, 0.99), lat[len(lat)-1]
-	}
-	t.Logf("event latency on %s: %d events, p50 %v p99 %v", broker, len(lat), el.P50, el.P99)
-	return el
-}
-
-func pct(sorted []time.Duration, q float64) time.Duration {
-	i := int(float64(len(sorted)-1) * q)
-	return sorted[i]
-}
-
-func attack(t *testing.T, sys *harness.System, name string, target vegeta.Target, rate int, d time.Duration) Step {
-	return attackAll(t, sys, name, []vegeta.Target{target}, rate, d)
-}
-
-// attackAll runs one fixed-rate, open-model attack over targets in turn, and
-// measures every process of the system meanwhile.
-func attackAll(t *testing.T, sys *harness.System, name string, targets []vegeta.Target, rate int, d time.Duration) Step {
+// attackAll runs one fixed-rate, open-model attack over targets in turn,
+// after the system settled, and measures every process meanwhile.
+func attackAll(t *testing.T, m *meter, name string, targets []vegeta.Target, rate int, d time.Duration) Step {
 	t.Helper()
+	_, settled := m.settle(15 * time.Second)
 	attacker := vegeta.NewAttacker(vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true), vegeta.Connections(1024), vegeta.MaxWorkers(2048))
-	before := cpuTimes(sys)
-	var m vegeta.Metrics
+	procs := m.procs()
+	before := m.read(procs)
+	var mt vegeta.Metrics
 	for res := range attacker.Attack(vegeta.NewStaticTargeter(targets...), vegeta.Rate{Freq: rate, Per: time.Second}, d, name) {
-		m.Add(res)
+		mt.Add(res)
 	}
-	m.Close()
+	after := m.read(procs)
+	mt.Close()
 	s := Step{
-		Name: name, Rate: rate, Duration: d, Throughput: m.Throughput,
-		P50: m.Latencies.P50, P90: m.Latencies.P90, P99: m.Latencies.P99, Max: m.Latencies.Max,
-		Requests: m.Requests, Codes: m.StatusCodes, Processes: usage(sys, before, d),
+		Name: name, Rate: rate, Duration: d, Throughput: mt.Throughput,
+		P50: mt.Latencies.P50, P90: mt.Latencies.P90, P99: mt.Latencies.P99, Max: mt.Latencies.Max,
+		Requests: mt.Requests, Codes: mt.StatusCodes, Settled: settled,
 	}
-	for code, n := range m.StatusCodes {
+	for code, n := range mt.StatusCodes {
 		if !strings.HasPrefix(code, "2") {
 			s.Errors += n
 		}
 	}
+	// Per order sent, failed or not: a call the client gave up on was
+	// usually placed anyway, and its CPU spent either way.
+	s.Processes = usage(before, after, int(s.Requests))
+	s.CPU = totals(s.Processes)
 	return s
-}
-
-// merge combines two halves of one interleaved measurement (latency
-// percentiles are averaged: both halves ran at the same rate and length).
-func merge(a, b Step) Step {
-	m := a
-	m.Duration += b.Duration
-	m.Requests += b.Requests
-	m.Errors += b.Errors
-	m.Throughput = (a.Throughput + b.Throughput) / 2
-	m.P50, m.P90, m.P99 = (a.P50+b.P50)/2, (a.P90+b.P90)/2, (a.P99+b.P99)/2
-	m.Max = max(a.Max, b.Max)
-	return m
-}
-
-func post(t *testing.T, url string, body any) string {
-	t.Helper()
-	data, _ := json.Marshal(body)
-	res, err := http.Post(url, "application/json", bytes.NewReader(data))
-	if err != nil {
-		t.Fatalf("POST %s: %v", url, err)
-	}
-	defer res.Body.Close()
-	var v struct {
-		ID string `json:"id"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&v); err != nil || v.ID == "" || res.StatusCode != http.StatusCreated {
-		t.Fatalf("POST %s: %d %v", url, res.StatusCode, err)
-	}
-	return v.ID
-}
-
-// cpuTimes reads each process's user+system CPU time.
-func cpuTimes(sys *harness.System) map[int]time.Duration {
-	out := map[int]time.Duration{}
-	for _, p := range sys.Procs() {
-		if !p.Exited() {
-			out[p.Pid()] = procCPU(p.Pid())
-		}
-	}
-	return out
-}
-
-// usage reports every running process: CPU since before (over d), RSS now,
-// peak RSS since it started.
-func usage(sys *harness.System, before map[int]time.Duration, d time.Duration) []Usage {
-	var out []Usage
-	for _, p := range sys.Procs() {
-		if p.Exited() {
-			continue
-		}
-		u := Usage{Process: p.Name}
-		if before != nil && d > 0 {
-			used := procCPU(p.Pid()) - before[p.Pid()]
-			u.CPUms = float64(used.Milliseconds())
-			u.MilliCPU = 1000 * used.Seconds() / d.Seconds()
-		}
-		u.RSSMB, u.PeakMB = procMem(p.Pid())
-		out = append(out, u)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Process < out[j].Process })
-	return out
-}
-
-func procCPU(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
-	// utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
-	ut, _ := strconv.ParseFloat(fields[11], 64)
-	st, _ := strconv.ParseFloat(fields[12], 64)
-	return time.Duration((ut + st) / 100 * float64(time.Second)) // USER_HZ is 100 on Linux
-}
-
-func procMem(pid int) (rss, peak float64) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb / 1024
-		case "VmHWM:":
-			peak = kb / 1024
-		}
-	}
-	return rss, peak
 }
 
 func machine() Machine {
@@ -418,13 +386,9 @@ func envDuration(name string, def time.Duration) time.Duration {
 }
 
 func envInts(name string, def []int) []int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
 	var out []int
-	for _, s := range strings.Split(v, ",") {
-		if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n > 0 {
+	for _, s := range envList(name, nil) {
+		if n, err := strconv.Atoi(s); err == nil && n > 0 {
 			out = append(out, n)
 		}
 	}
@@ -433,3 +397,24 @@ func envInts(name string, def []int) []int {
 	}
 	return out
 }
+
+// envList reads a comma-separated list; "none" is the empty list.
+func envList(name string, def []string) []string {
+	v := strings.TrimSpace(os.Getenv(name))
+	switch v {
+	case "":
+		return def
+	case "none":
+		return nil
+	}
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// msf is a duration in milliseconds.
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

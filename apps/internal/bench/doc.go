@@ -1,5 +1,10 @@
-// Package bench measures the system (`make bench`): what the sidecars cost
-// next to a direct call, how many orders per second it places, how long an
-// order takes to become a notification, and what every process uses. It is
-// built only with the bench tag and asserts no speed: it writes a report.
+// Package bench measures the system (`make bench`): the CPU every process
+// spends per order (apps, sidecars, Redis, PostgreSQL, the broker; the load
+// generator apart), over several runs of each configuration with their
+// spread; where that CPU goes, from CPU profiles of every app and sidecar;
+// the highest order rate held; what the sidecars add to a call; sidecar
+// settings compared in the same run; how long an order takes to become a
+// notification. The measuring runs only with the bench tag and asserts no
+// speed: it writes a report to .bench/. The untagged files (process CPU,
+// spreads, the profile summary) are plain code with unit tests.
 package bench

@@ -5,6 +5,7 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 const daprPublished = "+1.06 ms p50, +1.48 ms p90, +2.90 ms p99 at 1000 req/s; a sidecar at about 200 mCPU and 51 MB"
 
 // write stores the report as JSON and Markdown, under a timestamped name and
-// as latest.{json,md}.
+// as latest.{json,md}, and prints the Markdown.
 func write(t *testing.T, dir string, rep Report) {
 	t.Helper()
 	js, err := json.MarshalIndent(rep, "", "  ")
@@ -43,48 +44,110 @@ func markdown(rep Report) string {
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	p("# ordermesh benchmark, %s", rep.When.Format(time.RFC3339))
 	p("")
-	p("Machine: %s, %d cores, %s, Linux %s, %s. daprd %s, load from vegeta %s in the same machine.",
+	p("Machine: %s, %d cores, %s, Linux %s, %s. daprd %s, load from vegeta %s on the same machine.",
 		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Memory, rep.Machine.Kernel, rep.Machine.Go, rep.Versions["daprd"], rep.Versions["vegeta"])
-	p("Every process of the system and the load generator share these cores.")
+	p("Every process of the system, the servers and the load generator share these cores.")
+	p("Each configuration ran %d times for %v; figures are `median (min–max)` over the runs, and a figure", rep.Runs, rep.Step)
+	p("is marked ✓ when its runs agree within %.0f%% ((max−min)/median), stable enough to compare; ✗ when not. The run took %v.", StableSpread*100, rep.Took)
+	for _, s := range rep.Skipped {
+		p("")
+		p("**Skipped (time budget spent):** %s.", s)
+	}
+
+	p("")
+	p("## CPU per order")
+	p("")
+	p("CPU-milliseconds per order sent (`POST /api/orders` through the gateway; a run with errors counts them too, and its figure")
+	p("is then less comparable), from `/proc/<pid>/stat` before and after each run:")
+	p("apps + sidecars (and Sentry); servers (Redis and RabbitMQ whole, PostgreSQL's shared processes and only the backends")
+	p("serving this system); the load generator (this test process) apart.")
+	p("")
+	p("| rate/s | apps + sidecars | apps | sidecars | servers | all | load generator | p50 | p99 | errors (median run) | held | caveats |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	for _, c := range rep.Orders {
+		m := c.Runs[c.Median]
+		p("| %d | **%s** | %s | %s | %s | %s | %s | %s ms | %s ms | %d | %s | %s |", c.Rate, sp(c.Sys), sp(c.Apps), sp(c.Side), sp(c.Serv), sp(c.All), sp(c.Load),
+			sp(c.P50), sp(c.P99), m.Errors, yes(c.Held()), c.caveat())
+	}
+	p("")
+	p("Highest rate held with p99 ≤ %v and no errors in the median run: **%d orders/s**.", p99Limit, rep.HighestOrderRate)
+	if len(rep.Orders) > 0 {
+		c := rep.Orders[0]
+		p("")
+		p("Per process at %d orders/s:", c.Rate)
+		p("")
+		procTable(p, c.Procs)
+	}
+
+	if pr := rep.Profile; pr != nil {
+		p("")
+		p("## Where an order's CPU goes")
+		p("")
+		p("CPU profiles of every app and sidecar taken together for %.0f s while orders were placed at %d/s (%d orders, %d errors):",
+			pr.Seconds, pr.Rate, pr.Orders, pr.Errors)
+		p("%.2f ms of CPU per order profiled; `/proc` measured %.2f ms for apps and sidecars in the same window. Profiles: `%s`",
+			pr.Summary.TotalMs, pr.Measured.System, pr.Dir)
+		p("(`go tool pprof -top <file>`).")
+		for _, miss := range pr.Missing {
+			p("Missing profile: %s.", miss)
+		}
+		p("")
+		p("By purpose (a sample goes to the first purpose any frame of its stack matches, in this order):")
+		p("")
+		costTable(p, pr.Summary.ByPurpose)
+		p("")
+		p("By kind of work (the innermost frame that matches decides):")
+		p("")
+		costTable(p, pr.Summary.ByKind)
+		p("")
+		measured := map[string]float64{}
+		for _, u := range pr.Processes {
+			measured[u.Process] = u.MsOrder
+		}
+		p("| process | CPU ms/order profiled | measured in /proc | top functions (flat, ms/order) |")
+		p("| --- | --- | --- | --- |")
+		for _, c := range pr.Summary.ByProcess {
+			p("| %s | %.3f | %.3f | %s |", c.Name, c.MsOrder, measured[c.Name], topFuncs(c.Top, 3))
+		}
+	}
+
+	if len(rep.Variants) > 0 {
+		p("")
+		p("## Sidecar settings, same run")
+		p("")
+		p("Each setting on a system of its own, started next to the baseline; the same order step (%d/s) ran on each in turn, round after round.", rep.Variants[0].Rate)
+		p("Change is the median's against the baseline's median, for apps + sidecars; a change smaller than the spread of either is no change.")
+		p("")
+		p("| setting | apps + sidecars ms/order | change | sidecars | servers | p99 | what | caveats |")
+		p("| --- | --- | --- | --- | --- | --- | --- | --- |")
+		base := rep.Variants[0].Sys.Median
+		for _, c := range rep.Variants {
+			change := "—"
+			if c.Name != "baseline" && base > 0 {
+				change = fmt.Sprintf("%+.1f%%", 100*(c.Sys.Median-base)/base)
+			}
+			p("| %s | **%s** | %s | %s | %s | %s ms | %s | %s |", c.Name, sp(c.Sys), change, sp(c.Side), sp(c.Serv), sp(c.P99), c.Note, c.caveat())
+		}
+	}
+
 	p("")
 	p("## Sidecar overhead: GET a user directly vs through two sidecars")
 	p("")
-	p("| rate/s | direct p50 | p90 | p99 | via sidecars p50 | p90 | p99 | added p50 | added p90 | added p99 | errors |")
-	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	p("| rate/s | added p50 | added p90 | added p99 | added CPU per call | direct p50 / p99 (median run) | errors |")
+	p("| --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rep.Overhead {
-		p("| %d | %s | %s | %s | %s | %s | %s | **%s** | **%s** | **%s** | %d |", r.Rate,
-			ms(r.Direct.P50), ms(r.Direct.P90), ms(r.Direct.P99), ms(r.Sidecar.P50), ms(r.Sidecar.P90), ms(r.Sidecar.P99),
-			ms(r.AddP50), ms(r.AddP90), ms(r.AddP99), r.Direct.Errors+r.Sidecar.Errors)
+		errs := 0
+		for i := range r.Direct {
+			errs += r.Direct[i].Errors + r.Via[i].Errors
+		}
+		d := r.Direct[MedianIndex(p99s(r.Direct))]
+		p("| %d | **%s ms** | **%s ms** | %s ms | %s ms | %s / %s | %d |", r.Rate, sp(r.AddP50), sp(r.AddP90), sp(r.AddP99), sp(r.HopCPU), ms(d.P50), ms(d.P99), errs)
 	}
 	p("")
 	p("Dapr's published figures: %s.", daprPublished)
-	if len(rep.Overhead) > 0 {
-		last := rep.Overhead[len(rep.Overhead)-1]
-		p("")
-		p("Processes during the via-sidecars run at %d/s:", last.Rate)
-		p("")
-		usageTable(p, last.Sidecar.Processes)
-	}
+
 	p("")
-	p("## Order placement: POST /api/orders through the gateway")
-	p("")
-	p("Each order: gateway → orders; orders → users (check), → products (reserve stock), → PostgreSQL (order and outbox event in one transaction).")
-	p("")
-	p("| rate/s | throughput/s | p50 | p90 | p99 | max | errors |")
-	p("| --- | --- | --- | --- | --- | --- | --- |")
-	for _, s := range rep.Orders {
-		p("| %d | %.0f | %s | %s | %s | %s | %d |", s.Rate, s.Throughput, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), s.Errors)
-	}
-	p("")
-	p("Highest rate held with p99 ≤ 100 ms and no errors: **%d orders/s**.", rep.HighestOrderRate)
-	if n := len(rep.Orders); n > 0 {
-		p("")
-		p("Processes during the %d/s step:", rep.Orders[n-1].Rate)
-		p("")
-		usageTable(p, rep.Orders[n-1].Processes)
-	}
-	p("")
-	p("## Event latency: order stored → notification stored")
+	p("## Event latency: order stored → notification stored (one run per broker)")
 	p("")
 	p("| broker | orders | rate/s | p50 | p99 | max |")
 	p("| --- | --- | --- | --- | --- | --- |")
@@ -94,16 +157,96 @@ func markdown(rep Report) string {
 	p("")
 	p("## Idle footprint")
 	p("")
-	usageTable(p, rep.Idle)
+	p("| process | CPU (mCPU) | RSS MB | peak RSS MB |")
+	p("| --- | --- | --- | --- |")
+	for _, u := range rep.Idle {
+		p("| %s | %.0f | %.1f | %.1f |", u.Process, u.MilliCPU, u.RSSMB, u.PeakMB)
+	}
 	return b.String()
 }
 
-func usageTable(p func(string, ...any), us []Usage) {
-	p("| process | CPU (mCPU) | RSS MB | peak RSS MB |")
+func procTable(p func(string, ...any), procs []ProcCPU) {
+	p("| process | group | CPU ms/order | mCPU |")
 	p("| --- | --- | --- | --- |")
-	for _, u := range us {
-		p("| %s | %.0f | %.1f | %.1f |", u.Process, u.MilliCPU, u.RSSMB, u.PeakMB)
+	for _, u := range procs {
+		if u.Group == GroupLoad {
+			continue
+		}
+		p("| %s | %s | %s | %.0f |", u.Process, u.Group, sp(u.MsOrder), u.MilliCPU.Median)
 	}
+}
+
+func costTable(p func(string, ...any), costs []Cost) {
+	p("| | CPU ms/order | share | in apps | in sidecars | top functions (flat, ms/order) |")
+	p("| --- | --- | --- | --- | --- | --- |")
+	for _, c := range costs {
+		var apps, side float64
+		for _, g := range c.ByGroup {
+			switch g.Group {
+			case GroupApp:
+				apps = g.MsOrder
+			case GroupSidecar:
+				side = g.MsOrder
+			}
+		}
+		p("| %s | **%.3f** | %.0f%% | %.3f | %.3f | %s |", c.Name, c.MsOrder, 100*c.Share, apps, side, topFuncs(c.Top, 3))
+	}
+}
+
+func topFuncs(fs []FuncMs, n int) string {
+	var parts []string
+	for _, f := range fs[:min(n, len(fs))] {
+		parts = append(parts, fmt.Sprintf("`%s` %.3f", shortFunc(f.Func), f.MsOrder))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// shortFunc drops a function's module path: "github.com/dapr/dapr/pkg/x.F" is "x.F".
+func shortFunc(fn string) string {
+	if i := strings.LastIndex(fn, "/"); i >= 0 {
+		return fn[i+1:]
+	}
+	return fn
+}
+
+// sp prints a spread as "median (min–max)" with ✓ or ✗ for its stability.
+func sp(s Spread) string {
+	if s.Runs == 0 {
+		return "—"
+	}
+	f := func(v float64) string {
+		switch a := math.Abs(v); {
+		case a >= 100:
+			return fmt.Sprintf("%.0f", v)
+		case a >= 10:
+			return fmt.Sprintf("%.1f", v)
+		default:
+			return fmt.Sprintf("%.2f", v)
+		}
+	}
+	if s.Runs == 1 {
+		return f(s.Median)
+	}
+	mark := "✗"
+	if s.Stable() {
+		mark = "✓"
+	}
+	return fmt.Sprintf("%s (%s–%s) %s", f(s.Median), f(s.Min), f(s.Max), mark)
+}
+
+func p99s(steps []Step) []float64 {
+	var out []float64
+	for _, s := range steps {
+		out = append(out, float64(s.P99))
+	}
+	return out
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }

@@ -101,6 +101,13 @@ type Options struct {
 	// their spans to. Empty turns tracing off: a test system never sends
 	// spans to the collector of a running `make run`.
 	TraceEndpoint string
+	// SidecarArgs adds daprd flags for an app (by plain name), after the
+	// harness's own; a repeated flag takes the last value (the bench's
+	// profiling port, a log level to compare).
+	SidecarArgs map[string][]string
+	// SidecarEnv adds KEY=VALUE environment entries to an app's daprd (by
+	// the app's plain name): Go runtime settings such as GOGC.
+	SidecarEnv map[string][]string
 }
 
 // System is a running ordermesh.
@@ -463,6 +470,7 @@ func (a *App) StartSidecar() {
 		"--app-health-probe-interval", "1",
 		"--log-level", logLevel(),
 	}
+	args = append(args, s.opts.SidecarArgs[a.Name]...)
 	var env []string
 	if s.Sentry != nil {
 		args = append(args, "--enable-mtls", "--sentry-address", s.Sentry.Address())
@@ -471,6 +479,7 @@ func (a *App) StartSidecar() {
 	if s.DaprToken != "" {
 		env = append(env, "DAPR_API_TOKEN="+s.DaprToken, "APP_API_TOKEN="+s.AppToken)
 	}
+	env = append(env, s.opts.SidecarEnv[a.Name]...)
 	a.daprd = s.start(a.procName()+"-daprd", "sidecar", s.daprd, args, env)
 }
 

@@ -152,6 +152,7 @@ func (p *Proc) Tail(n int) string {
 // moment a sidecar binds it, and daprd binds some ports only after it has its
 // certificate. Holding every listener until all are found keeps them
 // distinct; a random start keeps concurrent test binaries apart.
+
 func freePorts(n int) ([]int, error) {
 	const low, high = 20000, 32000
 	ports := make([]int, 0, n)

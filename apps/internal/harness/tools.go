@@ -1,7 +1,8 @@
 package harness
 
-// FreePorts finds n distinct free ports below the ephemeral range, for
-// servers a test starts beside the system (Jaeger, Prometheus, the console).
+// FreePorts finds n distinct free loopback ports below the ephemeral range,
+// for a test's own listeners beside a system's (Jaeger, Prometheus, the
+// console, the bench's profiling ports).
 func FreePorts(n int) ([]int, error) { return freePorts(n) }
 
 // StartTool starts another process that belongs to the system (a collector,

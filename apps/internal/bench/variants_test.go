@@ -1,0 +1,106 @@
+//go:build bench
+
+package bench
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/ordermesh/ordermesh/apps/internal/harness"
+)
+
+// variant is one sidecar setting to compare with the system as it ships.
+type variant struct {
+	note  string
+	apply func(*harness.Options)
+}
+
+// variants are the settings BENCH_VARIANTS may name.
+var variants = map[string]variant{
+	"log-warn": {"every sidecar with `--log-level warn` (shipped: info)",
+		everySidecar("--log-level", "warn")},
+	"no-metrics": {"every sidecar with `--enable-metrics=false` (the gateway's /api/status reads these metrics: a measure of their cost, not a cut as is)",
+		everySidecar("--enable-metrics=false")},
+	"gogc-200": {"every sidecar with GOGC=200: half as many garbage collections, for more memory",
+		func(o *harness.Options) { forEvery(&o.SidecarEnv, "GOGC=200") }},
+	"max-concurrency-32": {"every sidecar with `--app-max-concurrency 32`",
+		everySidecar("--app-max-concurrency", "32")},
+	"no-app-health": {"every sidecar without its app health probe (`--enable-app-health-check=false`)",
+		everySidecar("--enable-app-health-check=false")},
+	"insecure": {"no Sentry, mTLS, access policies or API tokens: what the security costs, not a cut",
+		func(o *harness.Options) { o.Insecure = true }},
+}
+
+func everySidecar(args ...string) func(*harness.Options) {
+	return func(o *harness.Options) { forEvery(&o.SidecarArgs, args...) }
+}
+
+func forEvery(m *map[string][]string, values ...string) {
+	if *m == nil {
+		*m = map[string][]string{}
+	}
+	for _, app := range harness.Apps {
+		(*m)[app] = append((*m)[app], values...)
+	}
+}
+
+// compareVariants starts one system per variant next to the one already
+// measured (the baseline), then runs the same order step on each in turn,
+// `runs` rounds, so drift on the machine hits every configuration alike.
+func compareVariants(b *bench, base *harness.System, baseMeter *meter, baseTargets []vegeta.Target) []Config {
+	t := b.t
+	type config struct {
+		name, note string
+		m          *meter
+		targets    []vegeta.Target
+		steps      []Step
+	}
+	configs := []*config{{name: "baseline", note: "the system as it ships (the one measured above)", m: baseMeter, targets: baseTargets}}
+	for _, name := range variantNames {
+		v, ok := variants[name]
+		if !ok {
+			var known []string
+			for k := range variants {
+				known = append(known, k)
+			}
+			sort.Strings(known)
+			t.Fatalf("bench: BENCH_VARIANTS: no variant %q (known: %s)", name, strings.Join(known, ", "))
+		}
+		var opts harness.Options
+		v.apply(&opts)
+		start := time.Now()
+		sys := harness.Start(t, opts)
+		defer sys.Stop()
+		configs = append(configs, &config{name: name, note: v.note, m: newMeter(sys), targets: orderTargets(t, sys)})
+		t.Logf("bench: variant %s started in %v", name, time.Since(start).Round(time.Second))
+	}
+	for _, c := range configs[1:] {
+		attackAll(t, c.m, "warm-orders", c.targets, 50, 2*time.Second)
+	}
+	for round := range runs {
+		if b.spent(fmt.Sprintf("sidecar settings, round %d of %d", round+1, runs)) {
+			break
+		}
+		for _, c := range configs {
+			// The systems share the cores: every one idle before any is measured.
+			for _, other := range configs {
+				if other != c {
+					other.m.settle(15 * time.Second)
+				}
+			}
+			s := attackAll(t, c.m, c.name, c.targets, variantRate, stepDuration)
+			c.steps = append(c.steps, s)
+			t.Logf("%s at %d/s, run %d: p99 %v errors %d; CPU per order: apps+sidecars %.2f ms (sidecars %.2f), servers %.2f ms",
+				c.name, variantRate, round+1, s.P99, s.Errors, s.CPU.System, s.CPU.Sidecar, s.CPU.Servers)
+		}
+	}
+	var out []Config
+	for _, c := range configs {
+		out = append(out, summarize(c.name, c.note, variantRate, c.steps))
+	}
+	return out
+}
