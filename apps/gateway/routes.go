@@ -66,13 +66,13 @@ type Timeouts struct {
 // PaymentsWorstCase is the longest payments takes to answer one request, as
 // payments states it; the gateway's default wait for payments is above it,
 // so it never gives up on a payment still going through.
-const PaymentsWorstCase = 12 * time.Second
+const PaymentsWorstCase = 20 * time.Second
 
-// LoadTimeouts reads GATEWAY_PAYMENTS_TIMEOUT (default 15s). Other services
+// LoadTimeouts reads GATEWAY_PAYMENTS_TIMEOUT (default 25s). Other services
 // get no bound of the gateway's own: their sidecar's resiliency timeouts
 // (dapr/resources/resiliency-edge.yaml) apply.
 func LoadTimeouts(getenv config.Getenv) (Timeouts, error) {
-	payments, err := config.DurationVar(getenv, "GATEWAY_PAYMENTS_TIMEOUT", PaymentsWorstCase+3*time.Second)
+	payments, err := config.DurationVar(getenv, "GATEWAY_PAYMENTS_TIMEOUT", PaymentsWorstCase+5*time.Second)
 	if err != nil {
 		return Timeouts{}, err
 	}

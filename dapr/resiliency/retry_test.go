@@ -100,9 +100,9 @@ func TestTimeoutsEndAttempts(t *testing.T) {
 		{services, "users", 5 * time.Second},
 		{services, "products", 5 * time.Second},
 		{services, "orders", 5 * time.Second},
-		{edge, "users", 5 * time.Second},
+		{edge, "users", 20 * time.Second},
 		{edge, "orders", 15 * time.Second},
-		{edge, "payments", 20 * time.Second},
+		{edge, "payments", 30 * time.Second},
 	}
 	for _, tc := range tests {
 		t.Run(tc.doc+" "+tc.app, func(t *testing.T) {

@@ -222,16 +222,17 @@ func TestTargets(t *testing.T) {
 
 		outbound := v1alpha1.PolicyNames{Timeout: "store", Retry: "outboundRetry"}
 		assert.Equal(t, map[string]v1alpha1.ComponentPolicyNames{
-			"statestore":  {Outbound: outbound},
-			"orderstore":  {Outbound: outbound},
-			"orderpubsub": {Outbound: v1alpha1.PolicyNames{Timeout: "publish", Retry: "outboundRetry"}, Inbound: v1alpha1.PolicyNames{Timeout: "deliver", Retry: "deliverRetry"}},
+			"statestore":   {Outbound: outbound},
+			"paymentstore": {Outbound: outbound},
+			"orderstore":   {Outbound: outbound},
+			"orderpubsub":  {Outbound: v1alpha1.PolicyNames{Timeout: "publish", Retry: "outboundRetry"}, Inbound: v1alpha1.PolicyNames{Timeout: "deliver", Retry: "deliverRetry"}},
 		}, res.Spec.Targets.Components)
 	})
 	t.Run(edge, func(t *testing.T) {
 		res := loadSpec(t, edge)
 		// Every app the gateway forwards to, none with a breaker.
 		assert.Equal(t, map[string]v1alpha1.EndpointPolicyNames{
-			"users":         {Timeout: "invoke", Retry: "invokeRetry"},
+			"users":         {Timeout: "register", Retry: "invokeRetry"},
 			"products":      {Timeout: "invoke", Retry: "invokeRetry"},
 			"orders":        {Timeout: "placeOrder"},
 			"payments":      {Timeout: "payment"},
@@ -274,7 +275,7 @@ func TestPolicies(t *testing.T) {
 		},
 		{
 			doc:      edge,
-			timeouts: map[string]time.Duration{"invoke": 5 * time.Second, "placeOrder": 15 * time.Second, "payment": 20 * time.Second},
+			timeouts: map[string]time.Duration{"invoke": 5 * time.Second, "placeOrder": 15 * time.Second, "payment": 30 * time.Second, "register": 20 * time.Second},
 			retries:  map[string]v1alpha1.Retry{"invokeRetry": invokeRetry},
 		},
 	}
