@@ -21,8 +21,8 @@ import (
 // the fields the harness's ScaleResiliency scales for the end-to-end tests.
 func TestScaledChangesOnlyDurations(t *testing.T) {
 	// Durations per document: services 4 timeouts, 3 retry durations and 2
-	// breaker timeouts; edge 2 timeouts and 1 retry duration.
-	wantDurations := map[string]int{services: 9, edge: 4}
+	// breaker timeouts; edge 4 timeouts and 1 retry duration.
+	wantDurations := map[string]int{services: 9, edge: 5}
 	for _, factor := range []int{1, 10, 1000} {
 		t.Run(fmt.Sprintf("factor %d", factor), func(t *testing.T) {
 			origs := loadSpecs(t)
