@@ -57,13 +57,14 @@ test e2e bench setup: PREFLIGHT = --servers "$(TEST_SERVERS)"
 ## setup: what make test checks and installs first, alone (.ci/run starts with it)
 setup: preflight
 
-## build: compile the six apps into bin/, and bin/dapr (so `bin/dapr run -f .` works)
+## build: compile the six apps into bin/, bin/dapr (so `bin/dapr run -f .` works) and bin/devtoken (the development signing key in .run/auth, made once)
 build:
 	@mkdir -p bin
 	@start=$$SECONDS; go build -o bin/ $(addprefix ./apps/,$(APPS)) 2>&1 | { grep -v '^go: downloading ' || true; }; \
 		[ $${PIPESTATUS[0]} -eq 0 ] || exit 1; \
 		echo "build: bin/{$(shell echo $(APPS) | tr ' ' ,)} in $$((SECONDS - start))s"
 	@ln -sfn $(BIN_DAPR) bin/dapr
+	@go build -o bin/devtoken ./apps/internal/devtoken && bin/devtoken -init
 
 ## toolchain: build the pinned daprd and dapr CLI (skipped when already built, or when DAPR/DAPRD point elsewhere)
 toolchain: daprd sentry cli

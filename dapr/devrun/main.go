@@ -121,7 +121,7 @@ func run() error {
 	}
 	fmt.Printf(`
 devrun: all %d apps are ready.
-  gateway:    %s   (status: %s/api/status)
+  gateway:    %s   (status: curl -s %s/api/status -H "Authorization: Bearer $(bin/devtoken operator)")
   first call: curl -s -X POST %s/api/users -H 'Content-Type: application/json' -d '{"name":"Ada","email":"ada@example.com"}'
   see them:   %s list
   stop:       Ctrl-C

@@ -96,6 +96,8 @@ func newComposeProject(t *testing.T, files ...string) *composeProject {
 	})
 	anchors := sentry.TrustAnchors(t)
 	sentryProc.Stop()
+	jwks := filepath.Join(t.TempDir(), "jwks.json")
+	require.NoError(t, harness.WriteJWKS(t, jwks), "the gateway's token keys")
 	p := &composeProject{
 		t:       t,
 		command: composeCommand(t),
@@ -104,6 +106,7 @@ func newComposeProject(t *testing.T, files ...string) *composeProject {
 		env: append(os.Environ(),
 			"GATEWAY_PORT="+strconv.Itoa(port),
 			"SENTRY_CREDS="+sentry.CredsDir,
+			"AUTH_JWKS_FILE="+jwks,
 			"DAPR_TRUST_ANCHORS="+anchors,
 			"APP_API_TOKEN="+strings.ReplaceAll(uuid.NewString(), "-", ""),
 			"DAPR_API_TOKEN="+strings.ReplaceAll(uuid.NewString(), "-", ""),
