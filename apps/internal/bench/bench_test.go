@@ -272,7 +272,7 @@ func TestBench(t *testing.T) {
 // orderTargets makes 20 buyers and 20 products with stock for any run, and
 // one order request per pair.
 func orderTargets(t *testing.T, sys *harness.System) []vegeta.Target {
-	gw := newGateway(sys)
+	gw := newGateway(t, sys)
 	var targets []vegeta.Target
 	for i := range 20 {
 		u := gw.create(t, "/api/users", map[string]any{"name": "Buyer", "email": fmt.Sprintf("buyer-%d-%d@example.com", i, time.Now().UnixNano())})

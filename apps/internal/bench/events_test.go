@@ -28,7 +28,7 @@ type EventLatency struct {
 // time from the order's created_at (stored by orders) to its notification's
 // created_at (stored by notifications), both read from one machine's clock.
 func eventLatency(t *testing.T, sys *harness.System, broker string) EventLatency {
-	gw := newGateway(sys)
+	gw := newGateway(t, sys)
 	u := gw.create(t, "/api/users", map[string]any{"name": "Events", "email": fmt.Sprintf("events-%d@example.com", time.Now().UnixNano())})
 	p := gw.create(t, "/api/products", map[string]any{"name": "Evented", "price_cents": 100, "stock": 1_000_000})
 	order := map[string]any{"user_id": u, "product_id": p, "quantity": 1}

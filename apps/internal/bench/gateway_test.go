@@ -7,28 +7,60 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/ordermesh/ordermesh/apps/internal/harness"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 )
 
 // gateway is the one way the bench reaches the public API: every request it
-// sends itself and every target vegeta attacks carries header. When the
-// gateway asks for a bearer token, newGateway sets it, and nothing else
-// changes.
+// sends itself and every target vegeta attacks carries header and the bearer
+// token of the caller the gateway expects for it (callerOf).
 type gateway struct {
+	t      testing.TB
 	base   string
 	header http.Header
 	client *http.Client
+	mu     sync.Mutex
+	tokens map[identity.Caller]string // signed once per caller
 }
 
-func newGateway(sys *harness.System) *gateway {
+func newGateway(t testing.TB, sys *harness.System) *gateway {
 	h := http.Header{"Content-Type": {"application/json"}}
-	// h.Set("Authorization", "Bearer "+token) // when the gateway wants a JWT
-	return &gateway{base: sys.GatewayURL(), header: h, client: &http.Client{Timeout: 10 * time.Second}}
+	return &gateway{t: t, base: sys.GatewayURL(), header: h, client: &http.Client{Timeout: 10 * time.Second},
+		tokens: map[identity.Caller]string{}}
+}
+
+// callerOf is who the bench acts as for a request: the customer an order
+// or a notifications read is for, else the operator (products, status;
+// signing up needs no token and ignores it).
+func callerOf(path string, body any) identity.Caller {
+	if m, ok := body.(map[string]any); ok {
+		if id, ok := m["user_id"].(string); ok {
+			return identity.Caller{Role: identity.Customer, Subject: id}
+		}
+	}
+	if u, err := url.Parse(path); err == nil && strings.HasPrefix(u.Path, "/api/notifications") && u.Query().Get("user_id") != "" {
+		return identity.Caller{Role: identity.Customer, Subject: u.Query().Get("user_id")}
+	}
+	return identity.Caller{Role: identity.Operator, Subject: "bench"}
+}
+
+func (g *gateway) token(c identity.Caller) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	tok, ok := g.tokens[c]
+	if !ok {
+		tok = harness.Token(g.t, c)
+		g.tokens[c] = tok
+	}
+	return tok
 }
 
 // target is one request for vegeta.
@@ -37,7 +69,9 @@ func (g *gateway) target(method, path string, body any) vegeta.Target {
 	if body != nil {
 		data, _ = json.Marshal(body)
 	}
-	return vegeta.Target{Method: method, URL: g.base + path, Body: data, Header: g.header.Clone()}
+	h := g.header.Clone()
+	h.Set("Authorization", "Bearer "+g.token(callerOf(path, body)))
+	return vegeta.Target{Method: method, URL: g.base + path, Body: data, Header: h}
 }
 
 // do sends one request and decodes a JSON answer into out (when not nil).

@@ -30,7 +30,7 @@ type OverheadConfig struct {
 // gateway's sidecar and users' sidecar, at the same rates, interleaved.
 func sidecarOverhead(b *bench, sys *harness.System, m *meter) []OverheadConfig {
 	t := b.t
-	u := newGateway(sys).create(t, "/api/users", map[string]any{"name": "Bench", "email": fmt.Sprintf("bench-%d@example.com", time.Now().UnixNano())})
+	u := newGateway(t, sys).create(t, "/api/users", map[string]any{"name": "Bench", "email": fmt.Sprintf("bench-%d@example.com", time.Now().UnixNano())})
 	users := sys.App("users")
 	// The app's own port wants the token its sidecar sends.
 	direct := vegeta.Target{Method: http.MethodGet, URL: users.URL() + "/users/" + u, Header: http.Header{"Dapr-Api-Token": {sys.AppToken}}}
