@@ -357,3 +357,41 @@ func checkAddRepaired(t *testing.T, sys *harness.System, step string, _ user, _ 
 	assert.NotContains(t, names, "Half added")
 	assert.Equal(t, p.ID, all[len(all)-1].ID, "the new product is listed last")
 }
+
+// TestReservationsAreNotPublic replays the two attacks of issue 11 through
+// the gateway and straight at products' sidecar from the gateway's: taking
+// stock for a made-up order, and releasing a real order's stock. Both are
+// 404 (no such public route; /internal is for orders alone) and the stock
+// does not move.
+func TestReservationsAreNotPublic(t *testing.T) {
+	sys := harness.Start(t, harness.Options{})
+	gw := sys.GatewayURL()
+	u := createUser(t, gw)
+	p := createProduct(t, gw, 100, 1)
+	o := placeOrder(t, gw, u.ID, p.ID, 1)
+	require.Equal(t, int64(0), getProduct(t, gw, p.ID).Stock)
+
+	gwSidecar := sys.App("gateway").SidecarURL() + "/v1.0/invoke/" + sys.App("products").ID + "/method"
+	attacks := []struct {
+		name, method, url string
+		body              any
+		headers           []string
+	}{
+		{"release through the gateway", http.MethodDelete, gw + "/api/products/" + p.ID + "/reservations/" + o.ID, nil, nil},
+		{"reserve through the gateway", http.MethodPost, gw + "/api/products/" + p.ID + "/reservations", map[string]any{"order_id": "fake-1", "quantity": 1}, nil},
+		{"internal release through the gateway", http.MethodDelete, gw + "/api/internal/products/" + p.ID + "/reservations/" + o.ID, nil, nil},
+		{"internal release from the gateway's sidecar", http.MethodDelete, gwSidecar + "/internal/products/" + p.ID + "/reservations/" + o.ID, nil, []string{"dapr-api-token", sys.DaprToken}},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			res := do(t, a.method, a.url, a.body, a.headers...)
+
+			assert.Contains(t, []int{http.StatusNotFound, http.StatusForbidden}, res.Status, "%s", res.Body)
+			assert.Equal(t, int64(0), getProduct(t, gw, p.ID).Stock, "stock unchanged")
+		})
+	}
+	// And the old public routes are gone from products itself.
+	res := do(t, http.MethodDelete, gwSidecar+"/products/"+p.ID+"/reservations/"+o.ID, nil, "dapr-api-token", sys.DaprToken)
+	assert.Equal(t, http.StatusNotFound, res.Status, "%s", res.Body)
+	assert.Equal(t, int64(0), getProduct(t, gw, p.ID).Stock)
+}
