@@ -50,7 +50,8 @@ PREFLIGHT =
 preflight:
 	@dapr/scripts/preflight.sh $(PREFLIGHT)
 run: PREFLIGHT = --ports $(RUN_FILE) $(if $(filter off,$(MTLS)),,--sentry) --servers "$(SERVERS)"
-test e2e bench setup: PREFLIGHT = --servers "$(TEST_SERVERS)"
+test e2e setup: PREFLIGHT = --servers "$(TEST_SERVERS)"
+bench: PREFLIGHT = --servers "redis postgres rabbitmq"
 
 ## setup: what make test checks and installs first, alone (.ci/run starts with it)
 setup: preflight
