@@ -20,7 +20,7 @@ PINNED_DAPR := $(CURDIR)/.dapr/bin/dapr
 # change the ports in the copy and name it here (dapr/scripts/preflight.sh says so).
 RUN_FILE ?= dapr.yaml
 # The servers `make run` and `make infra` need.
-SERVERS = redis postgres $(if $(filter rabbitmq,$(PUBSUB)),rabbitmq)
+SERVERS = $(strip redis postgres $(if $(filter rabbitmq,$(PUBSUB)),rabbitmq))
 # What the end-to-end suite and the benchmarks need (the browser tests: chromium).
 TEST_SERVERS = redis postgres rabbitmq chromium
 # bin/dapr: the pinned CLI behind dapr/scripts/dapr.sh (finds the pinned daprd
