@@ -22,7 +22,7 @@ PINNED_DAPR := $(CURDIR)/.dapr/bin/dapr
 # change the ports in the copy and name it here (dapr/scripts/preflight.sh says so).
 RUN_FILE ?= dapr.yaml
 # The servers `make run` and `make infra` need.
-SERVERS = redis postgres $(if $(filter rabbitmq,$(PUBSUB)),rabbitmq)
+SERVERS = $(strip redis postgres $(if $(filter rabbitmq,$(PUBSUB)),rabbitmq))
 # What the end-to-end suite and the benchmarks need (the browser tests: chromium).
 TEST_SERVERS = redis postgres rabbitmq chromium
 # bin/dapr: the pinned CLI behind dapr/scripts/dapr.sh (finds the pinned daprd
@@ -52,7 +52,8 @@ PREFLIGHT =
 preflight:
 	@dapr/scripts/preflight.sh $(PREFLIGHT)
 run: PREFLIGHT = --ports $(RUN_FILE) $(if $(filter off,$(MTLS)),,--sentry) --servers "$(SERVERS)"
-test e2e bench setup: PREFLIGHT = --servers "$(TEST_SERVERS)"
+test e2e setup: PREFLIGHT = --servers "$(TEST_SERVERS)"
+bench: PREFLIGHT = --servers "redis postgres rabbitmq"
 
 ## setup: what make test checks and installs first, alone (.ci/run starts with it)
 setup: preflight

@@ -15,9 +15,14 @@ mkdir -p "$state"
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_port() { # port seconds what
+	local start=$SECONDS
+	listening "$1" && return 0
 	for _ in $(seq 1 $(($2 * 5))); do
-		listening "$1" && return 0
 		sleep 0.2
+		if listening "$1"; then
+			echo "infra: $3 is listening on $1 after $((SECONDS - start))s"
+			return 0
+		fi
 	done
 	echo "infra: $3 did not start listening on port $1 within $2s" >&2
 	return 1

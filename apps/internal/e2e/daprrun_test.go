@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -144,11 +145,23 @@ func TestBinDaprRunFile(t *testing.T) {
 	// Its own process group, as a shell gives a command it runs: Ctrl-C is
 	// SIGINT to the group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A shell at a terminal starts bin/dapr with SIGINT at its default. This
+	// test binary may have been started with SIGINT ignored (make e2e run in
+	// the background), which a child inherits and bash cannot trap: while
+	// SIGINT is caught here, a child starts with the default instead.
+	sigint := make(chan os.Signal, 1)
+	signal.Notify(sigint, syscall.SIGINT)
 	require.NoError(t, cmd.Start())
+	signal.Stop(sigint)
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	startsSentry := sentryPid == 0
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		if startsSentry {
+			// Sentry runs in a session of its own: a failed test stops it here.
+			_ = exec.Command(filepath.Join(root, "dapr", "scripts", "sentry.sh"), "stop").Run()
+		}
 		if t.Failed() {
 			t.Logf("bin/dapr output:\n%s", output.String())
 		}
