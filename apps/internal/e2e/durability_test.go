@@ -142,12 +142,11 @@ func TestOutboxKeepsEventsThroughStoreOutage(t *testing.T) {
 // orders are being placed and paid, starts it again, and expects the event
 // flows back: a new order gets its email, a new payment marks its order
 // paid. `make chaos` (stop RabbitMQ, 5 s, start, with payments in flight)
-// once saw orders' sidecar never consume again afterwards (its
+// saw orders' sidecar stop consuming afterwards (its
 // subscriptions failed with "Exception (503) unexpected command received"
 // and stopped retrying): no order event left the outbox, no payment reached
-// orders. This shorter test, with orders and payments in flight, has not
-// reproduced that yet (three runs; the soak did in two of two); it
-// guards the recovery itself.
+// orders for minutes. This shorter test has not reproduced that (three
+// runs; the soak did in two of two); it guards the recovery itself.
 func TestBrokerRestartUnderLoad(t *testing.T) {
 	rabbit := harness.StartRabbitMQ(t)
 	sys := harness.Start(t, harness.Options{PubSub: "rabbitmq", Infra: harness.Infra{
