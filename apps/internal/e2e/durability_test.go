@@ -230,3 +230,39 @@ func post(url, body, idempotencyKey string) (int, []byte) {
 	data, _ := io.ReadAll(res.Body)
 	return res.StatusCode, data
 }
+
+// TestPaymentEventSurvivesStoreOutage pays an order while orders' PostgreSQL
+// is away for a few seconds: payments stores the payment and answers 201,
+// orders cannot apply payment_completed meanwhile and answers RETRY, and once
+// PostgreSQL is back the order must be paid. A passing outage must not move
+// a valid event to the dead letters. Found by `make chaos` (SIGKILL
+// PostgreSQL, 5 s, start).
+func TestPaymentEventSurvivesStoreOutage(t *testing.T) {
+	sys := harness.Start(t, harness.Options{ProxyPostgres: true})
+	gw := sys.GatewayURL()
+	u := createUser(t, gw)
+	p := createProduct(t, gw, 900, 5)
+	o := placeOrder(t, gw, u.ID, p.ID, 1)
+
+	// payments checks the order through orders before it pays; the event
+	// comes after, through payments' outbox (about a second).
+	res := do(t, http.MethodPost, gw+"/api/payments", map[string]any{"order_id": o.ID, "amount_cents": o.TotalCents},
+		"Idempotency-Key", "outage-"+uuid.NewString())
+	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
+	sys.Postgres.Down()
+	time.Sleep(6 * time.Second) // the outage itself
+	sys.Postgres.Up()
+
+	eventually(t, 60*time.Second, func() (bool, string) {
+		var got paidOrder
+		r := do(t, http.MethodGet, gw+"/api/orders/"+o.ID, nil)
+		if r.Status != http.StatusOK {
+			return false, fmt.Sprintf("order answered %d", r.Status)
+		}
+		r.JSON(t, &got)
+		return got.Status == "paid", "order status " + got.Status
+	})
+	var dead []deadLetter
+	do(t, http.MethodGet, gw+"/api/notifications/dead-letters", nil).JSON(t, &dead)
+	assert.Empty(t, dead, "a valid event in the dead letters")
+}
