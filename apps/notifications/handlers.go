@@ -10,6 +10,12 @@ import (
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
+// appHandler is what the app serves: its routes, reachable only with the
+// app token its sidecar sends (none when appToken is "").
+func appHandler(appToken string, log *slog.Logger, n *Notifier, ready http.Handler) http.Handler {
+	return server.RequireAppToken(appToken, routes(log, n, ready))
+}
+
 // routes registers every route of the notifications app: the public reads,
 // and the two routes Dapr delivers events to (see
 // dapr/resources/subscriptions.yaml).

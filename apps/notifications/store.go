@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 
@@ -193,25 +192,24 @@ func (l seqLog) head(ctx context.Context) (logHead, string, error) {
 
 // next hands out the next sequence number.
 func (l seqLog) next(ctx context.Context) (int64, error) {
-	var seq int64
-	err := update(ctx, l.store, l.headKey(), func(h *logHead) bool {
-		seq = h.Next
+	h, err := sidecar.Modify(ctx, l.store, l.headKey(), func(h *logHead, _ bool) error {
 		h.Next++
-		return true
+		return nil
 	})
-	return seq, err
+	return h.Next - 1, err
 }
 
 // index lists key with number seq on its page, unless it is there already.
 func (l seqLog) index(ctx context.Context, seq int64, key string) error {
-	return update(ctx, l.store, l.pageKey(seq/pageSize), func(entries *[]logEntry) bool {
+	_, err := sidecar.Modify(ctx, l.store, l.pageKey(seq/pageSize), func(entries *[]logEntry, _ bool) error {
 		i, found := slices.BinarySearchFunc(*entries, seq, func(e logEntry, s int64) int { return cmpInt(e.Seq, s) })
 		if found {
-			return false
+			return sidecar.ErrUnchanged
 		}
 		*entries = slices.Insert(*entries, i, logEntry{Seq: seq, Key: key})
-		return true
+		return nil
 	})
+	return err
 }
 
 // trim deletes the pages (and the records they list) that fell more than
@@ -242,12 +240,12 @@ func (l seqLog) trim(ctx context.Context) error {
 			return err
 		}
 		first := h.First + 1
-		if err := update(ctx, l.store, l.headKey(), func(h *logHead) bool {
+		if _, err := sidecar.Modify(ctx, l.store, l.headKey(), func(h *logHead, _ bool) error {
 			if h.First >= first {
-				return false
+				return sidecar.ErrUnchanged
 			}
 			h.First = first
-			return true
+			return nil
 		}); err != nil {
 			return err
 		}
@@ -262,38 +260,6 @@ func cmpInt(a, b int64) int {
 		return 1
 	}
 	return 0
-}
-
-// maxUpdates bounds the attempts of one read-modify-write against concurrent
-// writers of the same key.
-const maxUpdates = 20
-
-// update reads key (missing reads as the zero value), lets change modify it,
-// and writes it back if change says so, with an ETag check (insert-only for a
-// new key); it starts over when another writer got there first.
-func update[T any](ctx context.Context, store *sidecar.Store, key string, change func(*T) bool) error {
-	for range maxUpdates {
-		var v T
-		etag, err := readOrEmpty(ctx, store, key, &v)
-		if err != nil {
-			return err
-		}
-		if !change(&v) {
-			return nil
-		}
-		if etag == "" {
-			err = store.Insert(ctx, key, v, 0)
-		} else {
-			err = store.Update(ctx, key, v, etag)
-		}
-		if !errors.Is(err, sidecar.ErrConflict) {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
-	return fmt.Errorf("update %s: %d writers in a row got there first: %w", key, maxUpdates, sidecar.ErrConflict)
 }
 
 // readOrEmpty is Store.Read with a missing key read as empty (etag "").

@@ -38,6 +38,13 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
+	writeTimeout, err := config.DurationVar(getenv, "ORDER_WRITE_TIMEOUT", 4*time.Second)
+	if err != nil {
+		return err
+	}
+	if writeTimeout >= 10*time.Second {
+		return fmt.Errorf("ORDER_WRITE_TIMEOUT (%s) must stay under 10 s: Dapr's outbox discards the event of a transaction it does not see committed within about 11 s", writeTimeout)
+	}
 	log := server.NewLogger(cfg.AppID, cfg.LogLevel)
 
 	client, err := sidecar.Connect(cfg.DaprGRPCAddress(), cfg.DaprAPIToken, log)
@@ -59,6 +66,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 
 		PlaceDeadline: placeDeadline,
 		ShipLease:     shipLease,
+		WriteTimeout:  writeTimeout,
 		Step:          faults.ExitAt(getenv, log),
 	}
 	ready := health.Ready(

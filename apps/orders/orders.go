@@ -73,6 +73,9 @@ var (
 	// ErrUnchanged, returned by a change function of OrderStore.Change,
 	// means there is nothing to write.
 	ErrUnchanged = errors.New("unchanged")
+	// ErrNotWritten marks a failed write that surely changed nothing (it was
+	// never sent: the store did not answer a check just before).
+	ErrNotWritten = errors.New("not written")
 )
 
 // UserDirectory tells whether a user exists (ErrUnknownUser if not).
@@ -109,7 +112,8 @@ type ShipClaim struct {
 
 // OrderStore keeps orders. Create and Ship store an order together with its
 // event (the outbox): the event is published if and only if the write
-// commits.
+// commits. A failure wrapping ErrNotWritten surely wrote nothing; any other
+// may have committed.
 type OrderStore interface {
 	Create(ctx context.Context, o Order, ev Event) error
 	// Ship writes r, if the order still has etag, together with ev.
@@ -146,6 +150,13 @@ type Desk struct {
 	PlaceDeadline time.Duration
 	// ShipLease is how long a ship claim holds off others. 0 means 30 s.
 	ShipLease time.Duration
+	// WriteTimeout bounds one outbox write (the store check and the
+	// transaction, with the sidecar's retries). Dapr stages the event
+	// before the transaction and publishes it only if it finds the
+	// transaction committed within about 11 s (a 1 s wait, then 10 s of
+	// checks); a transaction that commits later has its event discarded. So
+	// no write may run that long. 0 means 4 s.
+	WriteTimeout time.Duration
 	// Step is called after each step of a multi-step write (faults.ExitAt).
 	Step func(name string)
 
@@ -170,6 +181,14 @@ func (d *Desk) placeDeadline() time.Duration {
 		return d.PlaceDeadline
 	}
 	return 20 * time.Second
+}
+
+// writeContext bounds one outbox write (see WriteTimeout).
+func (d *Desk) writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d.WriteTimeout > 0 {
+		return context.WithTimeout(ctx, d.WriteTimeout)
+	}
+	return context.WithTimeout(ctx, 4*time.Second)
 }
 
 func (d *Desk) shipLease() time.Duration {
@@ -225,7 +244,13 @@ func (d *Desk) Place(ctx context.Context, in NewOrder) (Order, error) {
 		return Order{}, d.release(ctx, o, fmt.Errorf("placing order %s took %s, past the %s deadline: %w", o.ID, took, d.placeDeadline(), api.ErrUnavailable))
 	}
 	o.TotalCents = price * qty
-	if err := d.Orders.Create(ctx, o, eventFor(EventOrderCreated, o, o.CreatedAt)); err != nil {
+	wctx, cancel := d.writeContext(ctx)
+	err = d.Orders.Create(wctx, o, eventFor(EventOrderCreated, o, o.CreatedAt))
+	cancel()
+	if err != nil {
+		if errors.Is(err, ErrNotWritten) {
+			return Order{}, d.release(ctx, o, err)
+		}
 		_, _, readErr := d.Orders.Order(context.WithoutCancel(ctx), o.ID)
 		switch {
 		case readErr == nil:
@@ -314,7 +339,10 @@ func (d *Desk) Ship(ctx context.Context, id string) (Order, error) {
 		return Order{}, fmt.Errorf("shipping order %s: claim held %s, too close to its lease: %w", id, at.Sub(claim.At), api.ErrUnavailable)
 	}
 	r.Status, r.ShippedAt, r.ShipClaim = StatusShipped, &at, nil
-	if err := d.Orders.Ship(ctx, r, etag, eventFor(EventOrderShipped, r.Order, at)); err != nil {
+	wctx, cancel := d.writeContext(ctx)
+	err = d.Orders.Ship(wctx, r, etag, eventFor(EventOrderShipped, r.Order, at))
+	cancel()
+	if err != nil {
 		// Read back: a lost answer of a committed write is a success.
 		now, _, readErr := d.Orders.Order(context.WithoutCancel(ctx), id)
 		if readErr != nil || now.Status != StatusShipped || now.ShippedAt == nil || !now.ShippedAt.Equal(at) {

@@ -780,3 +780,44 @@ func TestMarkPaidContendedIsPassing(t *testing.T) {
 	assert.NotErrorIs(t, err, ErrConflict)
 	assert.Equal(t, sidecar.DefaultRetry.Attempts, n)
 }
+
+// With the store down before the write, the order surely is not stored: its
+// stock is released at once, without waiting for a read-back or the repair.
+func TestPlaceStoreDownReleasesAtOnce(t *testing.T) {
+	d, f := newTestDesk(t)
+	f.orders.fake.SetFault(func(c sidecartest.Call) sidecartest.Fault {
+		if c.Method != "PublishEvent" {
+			return sidecartest.Fault{Err: status.Error(codes.Unavailable, "postgres down")}
+		}
+		return sidecartest.Fault{}
+	})
+
+	_, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](2)})
+
+	require.ErrorIs(t, err, api.ErrUnavailable)
+	assert.Equal(t, []reservation{{productID: "p-1", orderID: "o-1"}}, f.catalog.releases)
+	assert.Equal(t, int64(10), f.catalog.products["p-1"].Stock)
+	assert.Zero(t, f.orders.fake.Calls("ExecuteStateTransaction"), "no transaction sent")
+}
+
+// An outbox write is bounded (WriteTimeout): Dapr discards the event of a
+// transaction it does not see committed within about 11 s, so a slow store
+// must not make an order commit later than that.
+func TestPlaceBoundsTheOutboxWrite(t *testing.T) {
+	d, f := newTestDesk(t)
+	d.WriteTimeout = 200 * time.Millisecond
+	f.orders.fake.SetFault(func(c sidecartest.Call) sidecartest.Fault {
+		if c.Method == "ExecuteStateTransaction" {
+			return sidecartest.Fault{Delay: 5 * time.Second}
+		}
+		return sidecartest.Fault{}
+	})
+	start := time.Now()
+
+	_, err := d.Place(t.Context(), NewOrder{UserID: "u-1", ProductID: "p-1", Quantity: ptr[int64](2)})
+
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 3*time.Second, "the write gave up at its timeout")
+	assert.Empty(t, f.orders.all(t), "nothing committed")
+	assert.Equal(t, int64(10), f.catalog.products["p-1"].Stock, "read back as absent: released")
+}

@@ -30,7 +30,7 @@ func (s stateOrders) storeAnswers(ctx context.Context) error {
 
 func (s stateOrders) Create(ctx context.Context, o Order, ev Event) error {
 	if err := s.storeAnswers(ctx); err != nil {
-		return err
+		return errors.Join(ErrNotWritten, err)
 	}
 	key := "order/" + o.ID
 	return s.store.Transact(ctx, nil,
@@ -41,7 +41,7 @@ func (s stateOrders) Create(ctx context.Context, o Order, ev Event) error {
 
 func (s stateOrders) Ship(ctx context.Context, r orderRecord, etag string, ev Event) error {
 	if err := s.storeAnswers(ctx); err != nil {
-		return err
+		return errors.Join(ErrNotWritten, err)
 	}
 	key := "order/" + r.ID
 	return s.store.Transact(ctx, nil,

@@ -16,6 +16,12 @@ const (
 	ReplayedHeader       = "Idempotent-Replayed"
 )
 
+// appHandler is what the app serves: its routes, reachable only with the
+// app token its sidecar sends (none when appToken is "").
+func appHandler(appToken string, log *slog.Logger, c *Cashier, ready http.Handler) http.Handler {
+	return server.RequireAppToken(appToken, routes(log, c, ready))
+}
+
 // routes registers every route of the payments app.
 func routes(log *slog.Logger, c *Cashier, ready http.Handler) http.Handler {
 	h := handlers{log: log, cashier: c}

@@ -1,8 +1,9 @@
 // Command payments takes payments for orders, idempotently: a client retry
 // with the same Idempotency-Key never pays twice, and an order is paid at most
 // once. It checks orders through the orders app, keeps its data in
-// `statestore` and announces payments on the `payments` topic of
-// `orderpubsub`.
+// `paymentstore`, whose transactional outbox announces each payment on the
+// `payments` topic of `orderpubsub` in the transaction that stores it, and
+// finishes payments whose attempt died half-way (Cashier.Reconcile).
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ordermesh/ordermesh/apps/internal/config"
+	"github.com/ordermesh/ordermesh/apps/internal/faults"
 	"github.com/ordermesh/ordermesh/apps/internal/health"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
@@ -25,9 +27,16 @@ func run(ctx context.Context, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	storeName := config.StringVar(getenv, "STATE_STORE", "statestore")
-	pubsubName := config.StringVar(getenv, "PUBSUB", "orderpubsub")
-	staleAfter, err := config.DurationVar(getenv, "PAYMENT_STALE_AFTER", 10*time.Second)
+	storeName := config.StringVar(getenv, "STATE_STORE", "paymentstore")
+	attempt, err := config.DurationVar(getenv, "PAYMENT_ATTEMPT_TIMEOUT", defaultAttemptTimeout)
+	if err != nil {
+		return err
+	}
+	staleAfter, err := config.DurationVar(getenv, "PAYMENT_STALE_AFTER", defaultStaleAfter)
+	if err != nil {
+		return err
+	}
+	reconcileEvery, err := config.DurationVar(getenv, "PAYMENT_RECONCILE_EVERY", 5*time.Second)
 	if err != nil {
 		return err
 	}
@@ -46,16 +55,19 @@ func run(ctx context.Context, getenv func(string) string) error {
 	cashier := NewCashier(
 		statePayments{store},
 		ordersService{invoker: invoker, appID: peers.Orders},
-		brokerEvents{client: client, pubsub: pubsubName, topic: "payments"},
 		func() time.Time { return time.Now().UTC() },
 		uuid.NewString,
 	)
-	cashier.staleAfter = staleAfter
+	if err := cashier.SetTimings(attempt, staleAfter); err != nil {
+		return err
+	}
+	cashier.step = faults.ExitAt(getenv, log)
+	go cashier.RunReconciler(ctx, reconcileEvery, log)
 	ready := health.Ready(
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},
 		health.Check{Name: storeName, Probe: store.Ping},
 	)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.RequireAppToken(cfg.AppAPIToken, routes(log, cashier, ready)), cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), appHandler(cfg.AppAPIToken, log, cashier, ready), cfg.ShutdownTimeout); err != nil {
 		return fmt.Errorf("payments: %w", err)
 	}
 	return nil

@@ -116,15 +116,19 @@ var (
 	ErrUnknownOrder = errors.New("unknown order")
 )
 
-// PaymentStore keeps idempotency keys (by their hash), order claims and
-// payments. The claims and the payment are insert-only: of two concurrent
-// inserts of one key, one fails with ErrConflict. UpdateKey and DeleteKey
-// fail with ErrConflict when the record no longer has etag ("" deletes any
-// version). Reads answer ErrNotFound for a missing key.
+// PaymentStore keeps idempotency keys (by their hash), order claims,
+// payments, and the list of keys being worked on. The key and order claims
+// are insert-only: of two concurrent inserts of one key, one fails with
+// ErrConflict. UpdateKey and DeleteKey fail with ErrConflict when the record
+// no longer has etag. Reads answer ErrNotFound for a missing key.
 type PaymentStore interface {
 	ClaimKey(ctx context.Context, keyHash string, rec KeyRecord, ttl time.Duration) error
 	Key(ctx context.Context, keyHash string) (KeyRecord, string, error)
 	UpdateKey(ctx context.Context, keyHash string, rec KeyRecord, etag string) error
+	// CompleteKey marks a key record completed if it names paymentID (a
+	// completed one stays as it is), re-reading it when another writer
+	// touched it meanwhile.
+	CompleteKey(ctx context.Context, keyHash, paymentID string, at time.Time) error
 	DeleteKey(ctx context.Context, keyHash, etag string) error
 
 	// ClaimOrder records paymentID as the one payment of an order.
@@ -132,8 +136,25 @@ type PaymentStore interface {
 	// OrderPayment returns the id of the payment that claimed an order.
 	OrderPayment(ctx context.Context, orderID string) (string, error)
 
-	InsertPayment(ctx context.Context, p Payment) error
+	// StorePayment stores p and publishes ev in one transaction (Dapr's
+	// transactional outbox): the event goes out if and only if the payment
+	// is stored. Storing the same payment again stores nothing new but
+	// publishes ev again; consumers recognise it by its payment id.
+	StorePayment(ctx context.Context, p Payment, ev Event) error
 	Payment(ctx context.Context, id string) (Payment, error)
+
+	// AddPending lists a key whose payment is under way, for the
+	// reconciler; RemovePending takes it off once the key is settled.
+	// Both are idempotent.
+	AddPending(ctx context.Context, keyHash string, since time.Time) error
+	RemovePending(ctx context.Context, keyHash string) error
+	Pending(ctx context.Context) ([]PendingKey, error)
+}
+
+// PendingKey is a key whose payment is under way, and since when.
+type PendingKey struct {
+	KeyHash string    `json:"key_hash"`
+	Since   time.Time `json:"since"`
 }
 
 // Order statuses payments cares about.
@@ -152,12 +173,6 @@ type Order struct {
 // OrderDirectory looks orders up (ErrUnknownOrder if there is none).
 type OrderDirectory interface {
 	Order(ctx context.Context, id string) (Order, error)
-}
-
-// Events announces payments to the rest of the shop. Announcing one payment
-// twice must be recognisable as one event: consumers dedupe by it.
-type Events interface {
-	PaymentCompleted(ctx context.Context, p Payment) error
 }
 
 // EventPaymentCompleted is the type of the event on the payments topic.
@@ -181,38 +196,73 @@ func completedEvent(p Payment) Event {
 type Cashier struct {
 	store  PaymentStore
 	orders OrderDirectory
-	events Events
 	now    func() time.Time
 	newID  func() string
 
 	// keyTTL is how long the store keeps an idempotency key: a client
 	// retrying later than that pays again (if the order still lets it).
 	keyTTL time.Duration
-	// staleAfter is how long a pending key may go untouched before a request
-	// with the same key and body takes it over and resumes it. It must be
-	// longer than one attempt normally takes, or two attempts would work on
-	// one key at once (harmless, as every step is idempotent, but wasted).
+	// attemptTimeout bounds one attempt at a payment (a request, or the
+	// reconciler resuming a key). Storing the payment is not cut short by
+	// it: the commit and the read-back that resolves a lost answer get
+	// attemptTimeout/2 each on top, so one attempt ends within
+	// 2 × attemptTimeout (worstAttempt).
+	attemptTimeout time.Duration
+	// staleAfter is how long a pending key may go untouched before it is
+	// taken over and resumed (by a request with the same key and body, or
+	// the reconciler). It must be longer than worstAttempt, or a takeover
+	// could race an attempt still running.
 	staleAfter time.Duration
 	// pollEvery and pollFor bound how a request waits for another one with
 	// its key to finish.
 	pollEvery time.Duration
 	pollFor   time.Duration
+	// step is called after each step of a payment with its name; the
+	// end-to-end tests make it exit the process there (faults.ExitAt).
+	step func(name string)
 }
 
+// Steps of a payment, as Cashier.step names them.
+const (
+	StepKeyClaimed    = "payments.key-claimed"
+	StepOrderClaimed  = "payments.order-claimed"
+	StepPaymentStored = "payments.payment-stored"
+)
+
+// Production timings.
+const (
+	defaultAttemptTimeout = 10 * time.Second
+	defaultStaleAfter     = 30 * time.Second
+)
+
 // NewCashier returns a Cashier with the production timings.
-func NewCashier(store PaymentStore, orders OrderDirectory, events Events, now func() time.Time, newID func() string) *Cashier {
+func NewCashier(store PaymentStore, orders OrderDirectory, now func() time.Time, newID func() string) *Cashier {
 	return &Cashier{
-		store:      store,
-		orders:     orders,
-		events:     events,
-		now:        now,
-		newID:      newID,
-		keyTTL:     24 * time.Hour,
-		staleAfter: 10 * time.Second,
-		pollEvery:  20 * time.Millisecond,
-		pollFor:    3 * time.Second,
+		store:          store,
+		orders:         orders,
+		now:            now,
+		newID:          newID,
+		keyTTL:         24 * time.Hour,
+		attemptTimeout: defaultAttemptTimeout,
+		staleAfter:     defaultStaleAfter,
+		pollEvery:      20 * time.Millisecond,
+		pollFor:        3 * time.Second,
+		step:           func(string) {},
 	}
 }
+
+// SetTimings sets how long one attempt may take and when a pending key is
+// stale; stale must exceed the worst case of an attempt.
+func (c *Cashier) SetTimings(attempt, stale time.Duration) error {
+	if attempt <= 0 || stale <= 2*attempt {
+		return fmt.Errorf("a pending payment must turn stale (%s) only after the worst case of an attempt (2 × %s)", stale, attempt)
+	}
+	c.attemptTimeout, c.staleAfter = attempt, stale
+	return nil
+}
+
+// worstAttempt is the longest one attempt can take.
+func (c *Cashier) worstAttempt() time.Duration { return 2 * c.attemptTimeout }
 
 // maxClaims bounds how often one request tries to claim its key: a claim is
 // retried only when the record it lost to was removed meanwhile (the other
@@ -240,6 +290,8 @@ func (c *Cashier) Pay(ctx context.Context, key string, req PaymentRequest) (Paym
 	if err := req.validate(); err != nil {
 		return Payment{}, false, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.attemptTimeout)
+	defer cancel()
 	keyHash, fp := hashKey(key), req.fingerprint()
 	giveUp := time.NewTimer(c.pollFor)
 	defer giveUp.Stop()
@@ -253,6 +305,7 @@ func (c *Cashier) Pay(ctx context.Context, key string, req PaymentRequest) (Paym
 		}
 		err := c.store.ClaimKey(ctx, keyHash, rec, c.keyTTL)
 		if err == nil {
+			c.step(StepKeyClaimed)
 			p, err := c.settle(ctx, keyHash, rec.Payment, false)
 			return p, false, err
 		}
@@ -294,18 +347,11 @@ func (c *Cashier) follow(ctx context.Context, keyHash, fp string, giveUp <-chan 
 			}
 			return p, true, nil
 		case c.now().Sub(rec.TouchedAt) >= c.staleAfter:
-			// Touching the record with its ETag makes this request the one
-			// that resumes it; a concurrent one loses and reads again.
-			rec.TouchedAt = c.now()
-			err := c.store.UpdateKey(ctx, keyHash, rec, etag)
-			if err == nil {
-				p, err := c.settle(ctx, keyHash, rec.Payment, true)
-				return p, false, err
+			p, err := c.takeOver(ctx, keyHash, rec, etag)
+			if errors.Is(err, ErrConflict) {
+				continue // another request or the reconciler took it
 			}
-			if !errors.Is(err, ErrConflict) {
-				return Payment{}, false, err
-			}
-			continue
+			return p, false, err
 		}
 		select {
 		case <-ctx.Done():
@@ -317,11 +363,23 @@ func (c *Cashier) follow(ctx context.Context, keyHash, fp string, giveUp <-chan 
 	}
 }
 
-// settle carries the payment of a claimed key through: check the order,
-// claim it, store the payment, announce it, complete the key. A refusal gives
-// the key back, so nothing is left of a payment that could not be. Any other
-// failure leaves the key pending, naming its payment, for a later request to
-// resume: every step below can be done twice with the same outcome.
+// takeOver makes this attempt the one that resumes a stale pending key, by
+// touching its record with its ETag (ErrConflict: another one did), and
+// resumes it.
+func (c *Cashier) takeOver(ctx context.Context, keyHash string, rec KeyRecord, etag string) (Payment, error) {
+	rec.TouchedAt = c.now()
+	if err := c.store.UpdateKey(ctx, keyHash, rec, etag); err != nil {
+		return Payment{}, err
+	}
+	return c.settle(ctx, keyHash, rec.Payment, true)
+}
+
+// settle carries the payment of a claimed key through: check the order, list
+// the key as pending, claim the order, store the payment with its event,
+// complete the key. A refusal gives the key back, so nothing is left of a
+// payment that could not be. Any other failure leaves the key pending, naming
+// its payment, for a later request or the reconciler to resume: every step
+// below can be done twice with the same outcome.
 func (c *Cashier) settle(ctx context.Context, keyHash string, p Payment, resumed bool) (Payment, error) {
 	ours := false
 	if resumed {
@@ -337,29 +395,60 @@ func (c *Cashier) settle(ctx context.Context, keyHash string, p Payment, resumed
 		if err := c.checkOrder(ctx, p); err != nil {
 			return Payment{}, c.release(ctx, keyHash, p.ID, err)
 		}
+		// Listed before the order is claimed: an order is never claimed by
+		// a payment the reconciler cannot find.
+		if err := c.store.AddPending(ctx, keyHash, c.now()); err != nil {
+			return Payment{}, err
+		}
 		if err := c.claimOrder(ctx, keyHash, p); err != nil {
 			return Payment{}, err
 		}
 	}
-	if err := c.store.InsertPayment(ctx, p); err != nil {
-		if !errors.Is(err, ErrConflict) {
-			return Payment{}, err
-		}
-		stored, getErr := c.store.Payment(ctx, p.ID)
-		if getErr != nil {
-			return Payment{}, errors.Join(err, getErr)
-		}
-		if !stored.sameAs(p) {
-			return Payment{}, fmt.Errorf("payment %s is stored with other contents: %+v", p.ID, stored)
-		}
+	c.step(StepOrderClaimed)
+	if err := c.storePayment(ctx, p); err != nil {
+		return Payment{}, err
 	}
-	if err := c.events.PaymentCompleted(ctx, p); err != nil {
-		return Payment{}, fmt.Errorf("announce payment %s: %w", p.ID, err)
-	}
+	c.step(StepPaymentStored)
 	if err := c.complete(ctx, keyHash, p.ID); err != nil {
 		return Payment{}, err
 	}
+	if err := c.store.RemovePending(ctx, keyHash); err != nil {
+		return Payment{}, err
+	}
 	return p, nil
+}
+
+// storePayment stores p with its payment_completed event, once: a payment
+// found stored was published by the transaction that stored it. The commit is
+// not cut short by the attempt's deadline (a transaction cancelled half-way
+// leaves Dapr's outbox a staged event to give up on); it and the read-back of
+// a lost answer get attemptTimeout/2 each.
+func (c *Cashier) storePayment(ctx context.Context, p Payment) error {
+	_, err := c.store.Payment(ctx, p.ID)
+	switch {
+	case err == nil:
+		return nil
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	commit, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.attemptTimeout/2)
+	defer cancel()
+	err = c.store.StorePayment(commit, p, completedEvent(p))
+	if err == nil {
+		return nil
+	}
+	check, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.attemptTimeout/2)
+	defer cancel()
+	stored, getErr := c.store.Payment(check, p.ID)
+	switch {
+	case getErr == nil && stored.sameAs(p):
+		return nil // committed; only the answer was lost
+	case getErr == nil:
+		return fmt.Errorf("payment %s is stored with other contents: %+v", p.ID, stored)
+	case errors.Is(getErr, ErrNotFound):
+		return fmt.Errorf("store payment %s: %w", p.ID, err)
+	}
+	return errors.Join(fmt.Errorf("store payment %s: %w", p.ID, err), getErr)
 }
 
 // checkOrder refuses a payment whose order does not exist, is paid already
@@ -398,7 +487,11 @@ func (c *Cashier) claimOrder(ctx context.Context, keyHash string, p Payment) err
 		return nil
 	}
 	refusal := api.Errorf(api.CodeOrderAlreadyPaid, "order %s is already paid or being paid", p.OrderID)
-	return c.release(ctx, keyHash, p.ID, refusal)
+	err = c.release(ctx, keyHash, p.ID, refusal)
+	if rmErr := c.store.RemovePending(context.WithoutCancel(ctx), keyHash); rmErr != nil {
+		return errors.Join(err, rmErr)
+	}
+	return err
 }
 
 // release gives back the key claimed for payment paymentID when the payment
@@ -429,31 +522,10 @@ func (c *Cashier) release(ctx context.Context, keyHash, paymentID string, cause 
 	return cause
 }
 
-// maxCompletes bounds the attempts to mark a key completed while another
-// request touches it.
-const maxCompletes = 3
-
 // complete marks the key of payment paymentID completed. Completing a
 // completed key does nothing.
 func (c *Cashier) complete(ctx context.Context, keyHash, paymentID string) error {
-	for range maxCompletes {
-		rec, etag, err := c.store.Key(ctx, keyHash)
-		if err != nil {
-			return fmt.Errorf("complete payment %s: %w", paymentID, err)
-		}
-		if rec.Payment.ID != paymentID {
-			return fmt.Errorf("complete payment %s: the idempotency key names payment %s", paymentID, rec.Payment.ID)
-		}
-		if rec.Status == keyCompleted {
-			return nil
-		}
-		rec.Status, rec.TouchedAt = keyCompleted, c.now()
-		err = c.store.UpdateKey(ctx, keyHash, rec, etag)
-		if !errors.Is(err, ErrConflict) {
-			return err
-		}
-	}
-	return inFlight()
+	return c.store.CompleteKey(ctx, keyHash, paymentID, c.now())
 }
 
 // Payment returns one payment.

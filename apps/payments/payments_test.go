@@ -63,7 +63,8 @@ func (o *fakeOrders) hold(t *testing.T, capacity int) (arrived <-chan struct{}, 
 	return o.arrived, release
 }
 
-// fakeEvents records the payments announced, and can fail the next calls.
+// fakeEvents records the payments announced by the fake store's outbox, and
+// can fail the next calls (and with them the transaction).
 type fakeEvents struct {
 	mu        sync.Mutex
 	attempts  []Payment // every call
@@ -173,11 +174,11 @@ func newFixture(t *testing.T) *fixture {
 			"o-2":    {ID: "o-2", UserID: "u-1", ProductID: "p-1", Quantity: 1, TotalCents: 1000, Status: "created"},
 			"o-paid": {ID: "o-paid", UserID: "u-1", ProductID: "p-1", Quantity: 1, TotalCents: 700, Status: "paid"},
 		}},
-		events: &fakeEvents{},
-		clock:  &clock{now: testNow},
+		clock: &clock{now: testNow},
 	}
+	f.events = f.store.events
 	var n atomic.Int64
-	f.cashier = NewCashier(f.store, f.orders, f.events, f.clock.Now, func() string { return fmt.Sprintf("pay-%d", n.Add(1)) })
+	f.cashier = NewCashier(f.store, f.orders, f.clock.Now, func() string { return fmt.Sprintf("pay-%d", n.Add(1)) })
 	// Waiting for another request polls quickly and, unless a test says
 	// otherwise, long enough never to give up before it finishes.
 	f.cashier.pollEvery = time.Millisecond
@@ -624,10 +625,9 @@ func TestPayResumesAfterStoreFailures(t *testing.T) {
 	}{
 		{name: "claiming the order fails", method: "ClaimOrder"},
 		{name: "claiming the order loses its answer", method: "ClaimOrder", answerLost: true},
-		{name: "storing the payment fails", method: "InsertPayment"},
-		{name: "storing the payment loses its answer", method: "InsertPayment", answerLost: true},
-		{name: "completing the key fails", method: "UpdateKey"},
-		{name: "completing the key loses its answer", method: "UpdateKey", answerLost: true},
+		{name: "storing the payment fails", method: "StorePayment"},
+		{name: "completing the key fails", method: "CompleteKey"},
+		{name: "completing the key loses its answer", method: "CompleteKey", answerLost: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -660,6 +660,24 @@ func TestPayResumesAfterStoreFailures(t *testing.T) {
 			assert.Equal(t, keyCompleted, rec.Status)
 		})
 	}
+}
+
+// A transaction whose answer was lost is resolved by reading the payment
+// back: it committed, so it was published; nothing is stored or published
+// again.
+func TestPayStoredPaymentWithLostAnswerIsReadBack(t *testing.T) {
+	f := newFixture(t)
+	f.store.loseNextAnswer("StorePayment", fmt.Errorf("redis: %w", api.ErrUnavailable))
+
+	p, replayed, err := f.cashier.Pay(t.Context(), "key-1", request("o-1", 2500))
+
+	require.NoError(t, err)
+	assert.False(t, replayed)
+	assert.Equal(t, []Payment{p}, f.store.storedPayments())
+	assert.Equal(t, []string{"pay-1"}, f.events.publishedIDs())
+	rec, _ := f.store.keyRecord("key-1")
+	assert.Equal(t, keyCompleted, rec.Status)
+	assert.Empty(t, f.store.pendingKeys())
 }
 
 func TestPayResumeRefusedWhenAnotherPaymentHoldsTheOrder(t *testing.T) {

@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-
-	dapr "github.com/dapr/go-sdk/client"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar"
@@ -27,31 +24,4 @@ func (o ordersService) Order(ctx context.Context, id string) (Order, error) {
 		return Order{}, ErrUnknownOrder
 	}
 	return order, err
-}
-
-// publisher is the part of the Dapr client that publishes events.
-type publisher interface {
-	PublishEvent(ctx context.Context, pubsubName, topicName string, data any, opts ...dapr.PublishEventOption) error
-}
-
-// cloudEventID is the publish metadata that sets the CloudEvent id Dapr wraps
-// the payload in (Dapr otherwise makes up a new id on every publish).
-const cloudEventID = "cloudevent.id"
-
-// brokerEvents is Events on a Dapr pub/sub component. Each payment's event
-// carries the payment id as its CloudEvent id, so the event published again
-// by a resumed payment is recognisably the first one, and consumers that
-// keep events by id take it once.
-type brokerEvents struct {
-	client publisher
-	pubsub string
-	topic  string
-}
-
-func (b brokerEvents) PaymentCompleted(ctx context.Context, p Payment) error {
-	meta := map[string]string{cloudEventID: p.ID}
-	if err := b.client.PublishEvent(ctx, b.pubsub, b.topic, completedEvent(p), dapr.PublishEventWithMetadata(meta)); err != nil {
-		return fmt.Errorf("publish %s of payment %s to %s/%s: %w: %w", EventPaymentCompleted, p.ID, b.pubsub, b.topic, api.ErrUnavailable, err)
-	}
-	return nil
 }

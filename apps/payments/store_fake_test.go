@@ -24,6 +24,10 @@ type fakeStore struct {
 	payments map[string]Payment
 	faults   map[string]*fault
 	calls    map[string]int
+	pending  map[string]time.Time
+	// events receives the event of every stored payment, in the same
+	// write, as Dapr's outbox publishes it.
+	events *fakeEvents
 
 	// hooks, called after the call with the store unlocked.
 	onClaimKey func()
@@ -49,6 +53,8 @@ func newFakeStore() *fakeStore {
 		payments: map[string]Payment{},
 		faults:   map[string]*fault{},
 		calls:    map[string]int{},
+		pending:  map[string]time.Time{},
+		events:   &fakeEvents{},
 	}
 }
 
@@ -148,6 +154,26 @@ func (s *fakeStore) UpdateKey(_ context.Context, keyHash string, rec KeyRecord, 
 	})
 }
 
+func (s *fakeStore) CompleteKey(_ context.Context, keyHash, paymentID string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.write("CompleteKey", func() error {
+		cur, ok := s.keys[keyHash]
+		switch {
+		case !ok:
+			return ErrNotFound
+		case cur.value.Payment.ID != paymentID:
+			return fmt.Errorf("the key names payment %s", cur.value.Payment.ID)
+		case cur.value.Status == keyCompleted:
+			return nil
+		}
+		rec := cur.value
+		rec.Status, rec.TouchedAt = keyCompleted, at
+		s.keys[keyHash] = versioned[KeyRecord]{rec, s.nextETag()}
+		return nil
+	})
+}
+
 func (s *fakeStore) DeleteKey(_ context.Context, keyHash, etag string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -187,16 +213,65 @@ func (s *fakeStore) OrderPayment(_ context.Context, orderID string) (string, err
 	return id, nil
 }
 
-func (s *fakeStore) InsertPayment(_ context.Context, p Payment) error {
+// StorePayment stores p and publishes it (to events) in one step: if the
+// events fail, nothing is stored, as a failed outbox transaction.
+func (s *fakeStore) StorePayment(ctx context.Context, p Payment, ev Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.write("InsertPayment", func() error {
-		if _, ok := s.payments[p.ID]; ok {
-			return ErrConflict
+	return s.write("StorePayment", func() error {
+		if ev != completedEvent(p) {
+			return fmt.Errorf("event %+v is not payment %+v's", ev, p)
+		}
+		if err := s.events.PaymentCompleted(ctx, p); err != nil {
+			return err
 		}
 		s.payments[p.ID] = p
 		return nil
 	})
+}
+
+func (s *fakeStore) AddPending(_ context.Context, keyHash string, since time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.write("AddPending", func() error {
+		if _, ok := s.pending[keyHash]; !ok {
+			s.pending[keyHash] = since
+		}
+		return nil
+	})
+}
+
+func (s *fakeStore) RemovePending(_ context.Context, keyHash string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.write("RemovePending", func() error {
+		delete(s.pending, keyHash)
+		return nil
+	})
+}
+
+func (s *fakeStore) Pending(context.Context) ([]PendingKey, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.read("Pending"); err != nil {
+		return nil, err
+	}
+	out := make([]PendingKey, 0, len(s.pending))
+	for k, since := range s.pending {
+		out = append(out, PendingKey{KeyHash: k, Since: since})
+	}
+	return out, nil
+}
+
+// pendingKeys returns the hashes of the keys listed pending.
+func (s *fakeStore) pendingKeys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.pending))
+	for k := range s.pending {
+		out = append(out, k)
+	}
+	return out
 }
 
 func (s *fakeStore) Payment(_ context.Context, id string) (Payment, error) {

@@ -10,6 +10,12 @@ import (
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
+// appHandler is what the app serves: its routes, reachable only with the
+// app token its sidecar sends (none when appToken is "").
+func appHandler(appToken string, log *slog.Logger, reg *Registry, ready http.Handler) http.Handler {
+	return server.RequireAppToken(appToken, routes(log, reg, ready))
+}
+
 // routes registers every route of the users app.
 func routes(log *slog.Logger, reg *Registry, ready http.Handler) http.Handler {
 	h := handlers{log: log, reg: reg}

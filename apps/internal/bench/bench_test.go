@@ -200,16 +200,29 @@ func eventLatency(t *testing.T, sys *harness.System, broker string) EventLatency
 			created[o.ID] = o.CreatedAt
 		}
 	}
-	var notes []struct {
+	type note struct {
 		OrderID   string    `json:"order_id"`
 		CreatedAt time.Time `json:"created_at"`
 	}
+	var notes []note
 	deadline := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(deadline) {
-		res, err := http.Get(gw + "/api/notifications?user_id=" + u)
-		if err == nil {
-			_ = json.NewDecoder(res.Body).Decode(&notes)
+		// Every page: the list is read 100 at a time, the next page named
+		// by the Next-Cursor header.
+		notes = notes[:0]
+		cursor := ""
+		for {
+			res, err := http.Get(gw + "/api/notifications?limit=100&user_id=" + u + "&cursor=" + cursor)
+			if err != nil {
+				break
+			}
+			var page []note
+			_ = json.NewDecoder(res.Body).Decode(&page)
 			res.Body.Close()
+			notes = append(notes, page...)
+			if cursor = res.Header.Get("Next-Cursor"); cursor == "" {
+				break
+			}
 		}
 		if len(notes) >= len(created) {
 			break

@@ -357,7 +357,32 @@ func (s *System) stopAll() {
 		for _, p := range procs {
 			s.t.Logf("---- last lines of %s (%s) ----\n%s", p.Name, p.LogPath, p.Tail(60))
 		}
+		s.keepLogs(procs)
 	}
+}
+
+// keepLogs copies every process's whole log into $ORDERMESH_E2E_LOGS/<test>,
+// when that is set: the system's own folder goes with the test.
+func (s *System) keepLogs(procs []*Proc) {
+	root := os.Getenv("ORDERMESH_E2E_LOGS")
+	if root == "" {
+		return
+	}
+	dir := filepath.Join(root, strings.NewReplacer("/", "_", " ", "_").Replace(s.t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Logf("harness: keep logs: %v", err)
+		return
+	}
+	for _, p := range procs {
+		data, err := os.ReadFile(p.LogPath)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dir, filepath.Base(p.LogPath)), data, 0o644)
+		}
+		if err != nil {
+			s.t.Logf("harness: keep log of %s: %v", p.Name, err)
+		}
+	}
+	s.t.Logf("harness: whole logs kept in %s", dir)
 }
 
 // App is one app and its sidecar.

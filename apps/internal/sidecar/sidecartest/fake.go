@@ -86,6 +86,9 @@ type Fault struct {
 	// AfterApply applies the call first and then answers Err: the write
 	// happened but its answer was lost.
 	AfterApply bool
+	// Delay holds the call this long before it is applied, or until the
+	// caller gives up (then nothing is applied), as a slow store does.
+	Delay time.Duration
 }
 
 // Sidecar is the fake daprd. Its zero value is not usable: use Start.
@@ -227,12 +230,21 @@ func (s *Sidecar) Put(storeName, key string, value []byte) {
 
 // begin counts a call, finds its store and asks the fault hook. It returns
 // with s.mu held unless it returns an error.
-func (s *Sidecar) begin(c Call) (*store, Fault, error) {
+func (s *Sidecar) begin(ctx context.Context, c Call) (*store, Fault, error) {
 	s.mu.Lock()
 	s.calls[c.Method]++
 	var f Fault
 	if s.fault != nil {
 		f = s.fault(c)
+	}
+	if f.Delay > 0 {
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return nil, f, status.FromContextError(ctx.Err()).Err()
+		case <-time.After(f.Delay):
+		}
+		s.mu.Lock()
 	}
 	if f.Err != nil && !f.AfterApply {
 		s.mu.Unlock()
@@ -265,8 +277,8 @@ func (s *Sidecar) live(st *store, key string) *entry {
 }
 
 // GetState implements Dapr's GetState.
-func (s *Sidecar) GetState(_ context.Context, in *pb.GetStateRequest) (*pb.GetStateResponse, error) {
-	st, f, err := s.begin(Call{Method: "GetState", Store: in.GetStoreName(), Keys: []string{in.GetKey()}})
+func (s *Sidecar) GetState(ctx context.Context, in *pb.GetStateRequest) (*pb.GetStateResponse, error) {
+	st, f, err := s.begin(ctx, Call{Method: "GetState", Store: in.GetStoreName(), Keys: []string{in.GetKey()}})
 	if err != nil {
 		return nil, err
 	}
@@ -283,8 +295,8 @@ func (s *Sidecar) GetState(_ context.Context, in *pb.GetStateRequest) (*pb.GetSt
 
 // GetBulkState implements Dapr's GetBulkState: a missing key is an item
 // without data.
-func (s *Sidecar) GetBulkState(_ context.Context, in *pb.GetBulkStateRequest) (*pb.GetBulkStateResponse, error) {
-	st, f, err := s.begin(Call{Method: "GetBulkState", Store: in.GetStoreName(), Keys: in.GetKeys()})
+func (s *Sidecar) GetBulkState(ctx context.Context, in *pb.GetBulkStateRequest) (*pb.GetBulkStateResponse, error) {
+	st, f, err := s.begin(ctx, Call{Method: "GetBulkState", Store: in.GetStoreName(), Keys: in.GetKeys()})
 	if err != nil {
 		return nil, err
 	}
@@ -312,12 +324,12 @@ func expiryMeta(e *entry) map[string]string {
 
 // SaveState implements Dapr's SaveState: each item is saved in turn; the
 // first failure is answered (Aborted for an ETag mismatch, else Internal).
-func (s *Sidecar) SaveState(_ context.Context, in *pb.SaveStateRequest) (*emptypb.Empty, error) {
+func (s *Sidecar) SaveState(ctx context.Context, in *pb.SaveStateRequest) (*emptypb.Empty, error) {
 	keys := make([]string, 0, len(in.GetStates()))
 	for _, it := range in.GetStates() {
 		keys = append(keys, it.GetKey())
 	}
-	st, f, err := s.begin(Call{Method: "SaveState", Store: in.GetStoreName(), Keys: keys})
+	st, f, err := s.begin(ctx, Call{Method: "SaveState", Store: in.GetStoreName(), Keys: keys})
 	if err != nil {
 		return nil, err
 	}
@@ -331,8 +343,8 @@ func (s *Sidecar) SaveState(_ context.Context, in *pb.SaveStateRequest) (*emptyp
 }
 
 // DeleteState implements Dapr's DeleteState.
-func (s *Sidecar) DeleteState(_ context.Context, in *pb.DeleteStateRequest) (*emptypb.Empty, error) {
-	st, f, err := s.begin(Call{Method: "DeleteState", Store: in.GetStoreName(), Keys: []string{in.GetKey()}})
+func (s *Sidecar) DeleteState(ctx context.Context, in *pb.DeleteStateRequest) (*emptypb.Empty, error) {
+	st, f, err := s.begin(ctx, Call{Method: "DeleteState", Store: in.GetStoreName(), Keys: []string{in.GetKey()}})
 	if err != nil {
 		return nil, err
 	}
@@ -345,12 +357,12 @@ func (s *Sidecar) DeleteState(_ context.Context, in *pb.DeleteStateRequest) (*em
 
 // ExecuteStateTransaction implements Dapr's transactions, with the
 // atomicity of the store's flavor and the outbox.
-func (s *Sidecar) ExecuteStateTransaction(_ context.Context, in *pb.ExecuteStateTransactionRequest) (*emptypb.Empty, error) {
+func (s *Sidecar) ExecuteStateTransaction(ctx context.Context, in *pb.ExecuteStateTransactionRequest) (*emptypb.Empty, error) {
 	keys := make([]string, 0, len(in.GetOperations()))
 	for _, op := range in.GetOperations() {
 		keys = append(keys, op.GetRequest().GetKey())
 	}
-	st, f, err := s.begin(Call{Method: "ExecuteStateTransaction", Store: in.GetStoreName(), Keys: keys})
+	st, f, err := s.begin(ctx, Call{Method: "ExecuteStateTransaction", Store: in.GetStoreName(), Keys: keys})
 	if err != nil {
 		return nil, err
 	}
@@ -404,8 +416,8 @@ func (s *Sidecar) ExecuteStateTransaction(_ context.Context, in *pb.ExecuteState
 }
 
 // PublishEvent implements Dapr's publish.
-func (s *Sidecar) PublishEvent(_ context.Context, in *pb.PublishEventRequest) (*emptypb.Empty, error) {
-	_, f, err := s.begin(Call{Method: "PublishEvent", Store: in.GetPubsubName(), Keys: []string{in.GetTopic()}})
+func (s *Sidecar) PublishEvent(ctx context.Context, in *pb.PublishEventRequest) (*emptypb.Empty, error) {
+	_, f, err := s.begin(ctx, Call{Method: "PublishEvent", Store: in.GetPubsubName(), Keys: []string{in.GetTopic()}})
 	if err != nil {
 		return nil, err
 	}
