@@ -54,7 +54,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitFor(t, "the edge orders → users", fmt.Sprintf(`!!document.querySelector('g.edge[data-from=%q][data-to=%q]')`, id("orders"), id("users")))
 	b.waitFor(t, "the event reaching notifications", fmt.Sprintf(`!!document.querySelector('g.edge[data-from="topic:orders"][data-to=%q]')`, id("notifications")))
 	b.waitFor(t, "payment_completed reaching orders", fmt.Sprintf(`!!document.querySelector('g.edge[data-from="topic:payments"][data-to=%q]')`, id("orders")))
-	b.waitFor(t, "the order in the latest orders", fmt.Sprintf(`!!document.querySelector('#orders tr[data-trace=%q]')`, traceID))
+	// The event reaches notifications a second after the order (the outbox):
+	// its span joins the trace then.
+	b.waitFor(t, "the order in the latest orders, through to notifications",
+		fmt.Sprintf(`(document.querySelector('#orders tr[data-trace=%q]')?.textContent || "").includes(%q)`, traceID, id("notifications")))
 	b.screenshot(t, "console.png")
 
 	// Its trace, drawn, with the apps' log lines for it.
