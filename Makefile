@@ -21,10 +21,11 @@ PINNED_DAPR := $(CURDIR)/.dapr/bin/dapr
 # The multi-app run file `make run` starts; to use other ports, copy dapr.yaml,
 # change the ports in the copy and name it here (dapr/scripts/preflight.sh says so).
 RUN_FILE ?= dapr.yaml
-# The servers `make run` and `make infra` need.
+# The servers `make run` and `make infra` need (and Prometheus for the console unless OBS=off).
 SERVERS = $(strip redis postgres $(if $(filter rabbitmq,$(PUBSUB)),rabbitmq))
-# What the end-to-end suite and the benchmarks need (the browser tests: chromium).
-TEST_SERVERS = redis postgres rabbitmq chromium
+RUN_PARTS = $(strip $(SERVERS) $(if $(filter off,$(OBS)),,prometheus))
+# What the end-to-end suite and the benchmarks need (the observability tests: prometheus; the browser tests: chromium).
+TEST_SERVERS = redis postgres rabbitmq prometheus chromium
 # bin/dapr: the pinned CLI behind dapr/scripts/dapr.sh (finds the pinned daprd
 # and Sentry by itself), or your own CLI as it is.
 BIN_DAPR = $(if $(filter $(PINNED_DAPR),$(DAPR)),../dapr/scripts/dapr.sh,$(DAPR))
@@ -51,7 +52,7 @@ all: build
 PREFLIGHT =
 preflight:
 	@dapr/scripts/preflight.sh $(PREFLIGHT)
-run: PREFLIGHT = --ports $(RUN_FILE) $(if $(filter off,$(MTLS)),,--sentry) --servers "$(SERVERS)"
+run: PREFLIGHT = --ports $(RUN_FILE) $(if $(filter off,$(MTLS)),,--sentry) --servers "$(RUN_PARTS)"
 test e2e setup: PREFLIGHT = --servers "$(TEST_SERVERS)"
 bench: PREFLIGHT = --servers "redis postgres rabbitmq"
 

@@ -3,7 +3,7 @@
 # (Debian/Ubuntu): `make run`, `make test`, `make bench`, `make infra` and
 # .ci/run all come through here, so a newcomer and CI take the same path.
 #
-#   dapr/scripts/install.sh [--check] redis|postgres|rabbitmq|chromium|docker ...
+#   dapr/scripts/install.sh [--check] redis|postgres|rabbitmq|prometheus|chromium|docker ...
 #
 # For each part asked for that is missing, it says what it is for, then
 # installs its Debian packages when it may: as root, or with sudo that needs no
@@ -31,6 +31,7 @@ why() {
 	redis) echo "Redis (port 6379: the state store of users, products, payments and notifications, and the default broker)" ;;
 	postgres) echo "PostgreSQL (port 5432: orders' own database)" ;;
 	rabbitmq) echo "RabbitMQ (port 5672: the other broker, PUBSUB=rabbitmq, and the tests of both brokers)" ;;
+	prometheus) echo "Prometheus (collects the sidecars' and apps' metrics for the console; make run starts it on 9190 unless OBS=off)" ;;
 	chromium) echo "Chromium (the browser tests of the console, headless)" ;;
 	docker) echo "Docker's engine, Compose v1 and debootstrap (the container tests: make images, make docker-test)" ;;
 	esac
@@ -40,6 +41,7 @@ packages() {
 	redis) echo redis-server ;;
 	postgres) echo postgresql ;;
 	rabbitmq) echo rabbitmq-server ;;
+	prometheus) echo prometheus ;;
 	chromium) echo chromium ;;
 	docker)
 		local p=()
@@ -56,6 +58,7 @@ present() {
 	redis) command -v redis-server >/dev/null || listening 6379 ;;
 	postgres) command -v pg_lsclusters >/dev/null || listening 5432 ;;
 	rabbitmq) command -v rabbitmq-server >/dev/null || listening 5672 ;;
+	prometheus) command -v prometheus >/dev/null ;;
 	chromium) command -v chromium >/dev/null || command -v chromium-browser >/dev/null ;;
 	docker) [ -z "$(packages docker)" ] ;;
 	esac
@@ -64,8 +67,8 @@ present() {
 missing=() pkgs=()
 for part in "$@"; do
 	case "$part" in
-	redis | postgres | rabbitmq | chromium | docker) ;;
-	*) echo "usage: $0 [--check] redis|postgres|rabbitmq|chromium|docker ..." >&2; exit 2 ;;
+	redis | postgres | rabbitmq | prometheus | chromium | docker) ;;
+	*) echo "usage: $0 [--check] redis|postgres|rabbitmq|prometheus|chromium|docker ..." >&2; exit 2 ;;
 	esac
 	present "$part" && continue
 	missing+=("$part")
