@@ -119,6 +119,11 @@ func run() error {
 			gateway = "http://localhost:" + strconv.Itoa(a.AppPort)
 		}
 	}
+	// The README's name for the CLI: `make build` makes bin/dapr.
+	listCLI := *daprCLI
+	if _, err := os.Stat(filepath.Join(root, "bin", "dapr")); err == nil {
+		listCLI = "bin/dapr"
+	}
 	fmt.Printf(`
 devrun: all %d apps are ready.
   gateway:    %s   (status: %s/api/status)
@@ -126,7 +131,7 @@ devrun: all %d apps are ready.
   see them:   %s list
   stop:       Ctrl-C
 
-`, len(rf.Apps), gateway, gateway, gateway, *daprCLI)
+`, len(rf.Apps), gateway, gateway, gateway, listCLI)
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
