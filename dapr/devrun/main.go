@@ -119,6 +119,11 @@ func run() error {
 			gateway = "http://localhost:" + strconv.Itoa(a.AppPort)
 		}
 	}
+	// The README's name for the CLI: `make build` makes bin/dapr.
+	listCLI := *daprCLI
+	if _, err := os.Stat(filepath.Join(root, "bin", "dapr")); err == nil {
+		listCLI = "bin/dapr"
+	}
 	fmt.Printf(`
 devrun: all %d apps are ready.
   gateway:    %s   (status: curl -s %s/api/status -H "Authorization: Bearer $(bin/devtoken operator)")
@@ -126,7 +131,7 @@ devrun: all %d apps are ready.
   see them:   %s list
   stop:       Ctrl-C
 
-`, len(rf.Apps), gateway, gateway, gateway, *daprCLI)
+`, len(rf.Apps), gateway, gateway, gateway, listCLI)
 	if console := os.Getenv("CONSOLE_URL"); console != "" {
 		fmt.Printf("  console:    %s   (traces, metrics, topology; OBS=off skips it)\n\n", console)
 	}

@@ -119,7 +119,9 @@ func TestBinDaprRunFile(t *testing.T) {
 	sentryPid := 0
 	if pid := listenerPid(t, 50001); pid != 0 {
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-		require.Equal(t, filepath.Join(root, ".dapr", "bin", "sentry"), exe,
+		ours, err := filepath.EvalSymlinks(filepath.Join(root, ".dapr", "bin", "sentry"))
+		require.NoError(t, err)
+		require.Equal(t, ours, exe,
 			"port 50001 is held by pid %d (%s), not by this repository's Sentry: stop it to run this test", pid, exe)
 		sentryPid = pid
 	}
