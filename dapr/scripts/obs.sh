@@ -28,12 +28,16 @@ jaeger_version=$(awk '$1 == "github.com/jaegertracing/jaeger" && $2 ~ /^v/ {prin
 
 running() { [ -f "$dir/$1.pid" ] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
 
-# wait_http NAME URL: poll URL for up to 30 s while the process runs.
+# wait_http NAME URL: poll URL for up to 30 s while the process runs (an
+# answer from another process holding the port does not count: ours exits).
 wait_http() {
 	local name=$1 url=$2
 	for _ in $(seq 1 300); do
-		if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then return 0; fi
 		running "$name" || { echo "obs: $name exited; end of $dir/$name.log:" >&2; tail -15 "$dir/$name.log" >&2; return 1; }
+		if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+			sleep 0.2
+			running "$name" && return 0
+		fi
 		sleep 0.1
 	done
 	echo "obs: $name not answering $url after 30s; see $dir/$name.log" >&2
@@ -45,7 +49,7 @@ build_jaeger() {
 		echo "obs: jaeger $jaeger_version already built ($bin/jaeger)"
 		return
 	fi
-	echo "obs: building jaeger $jaeger_version from the Go module proxy; about 3-5 minutes the first time ..."
+	echo "obs: building jaeger $jaeger_version from the Go module proxy; several minutes the first time (cached after) ..."
 	local start=$SECONDS
 	mkdir -p "$bin"
 	(cd "$root/dapr/toolchain/jaeger" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" \

@@ -23,11 +23,13 @@ import (
 // operator sees it: it loads without a JavaScript error, lists the six apps,
 // shows the edge gateway → orders once an order went through, draws that
 // order's trace with the apps' log lines, and shows users' breaker open (and
-// users marked) while users is stopped. It saves screenshots of the console
+// users marked) while users is stopped, and closed again once it is back. It saves screenshots of the console
 // and of the trace into the test's folder, and into $CONSOLE_SCREENSHOT_DIR
 // when set (the README's picture is made so).
 func TestConsoleInBrowser(t *testing.T) {
-	o := startObserved(t, harness.Options{})
+	// resiliency.yaml's durations divided by 5: users' breaker stays open
+	// 12 s instead of 60, long enough to see, short enough to see it close.
+	o := startObserved(t, harness.Options{EditResource: harness.ScaleResiliency(5)})
 	b := newBrowser(t)
 	id := func(name string) string { return o.App(name).ID }
 
@@ -39,7 +41,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitFor(t, "every Prometheus target is up", `document.querySelectorAll("[data-target]").length === 12 && document.querySelectorAll('[data-target]:not([data-health="up"])').length === 0`)
 
 	u := createUser(t, o.GatewayURL())
-	p := createProduct(t, o.GatewayURL(), 990, 20)
+	p := createProduct(t, o.GatewayURL(), 990, 1000)
 	res := o.api(t, http.MethodPost, "/api/orders", map[string]any{"user_id": u.ID, "product_id": p.ID, "quantity": 1})
 	require.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
 	traceID := res.Header.Get("X-Trace-Id")
@@ -87,6 +89,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitFor(t, "users marked unhealthy", fmt.Sprintf(`document.querySelector('#apps tr[data-app=%q]')?.dataset.healthy === "false"`, id("users")))
 	b.waitFor(t, "the problem listed", `[...document.querySelectorAll("#problems li")].some(li => li.textContent.includes("is open"))`)
 	b.screenshot(t, "breaker-open.png")
+
+	// users comes back: once the breaker's probes succeed it closes, and the
+	// console shows it closed and users healthy again.
+	o.App("users").StartApp()
+	o.App("users").WaitReady()
+	eventually(t, 60*time.Second, func() (bool, string) {
+		res := o.api(t, http.MethodPost, "/api/orders", map[string]any{"user_id": u.ID, "product_id": p.ID, "quantity": 1})
+		if res.Status != http.StatusCreated && res.Status != http.StatusServiceUnavailable {
+			t.Fatalf("order while users recovers: %d %s", res.Status, res.Body)
+		}
+		state := evaluate[string](t, b, fmt.Sprintf(`document.querySelector('#breakers tr[data-breaker=%q]')?.dataset.state || ""`, id("orders")+"→"+id("users")))
+		return state == "closed", "orders' breaker for users: " + state
+	})
+	b.waitFor(t, "users healthy again", fmt.Sprintf(`document.querySelector('#apps tr[data-app=%q]')?.dataset.healthy === "true"`, id("users")))
 
 	b.noErrors(t)
 }

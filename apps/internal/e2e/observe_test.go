@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -159,32 +158,18 @@ func toolPath(t *testing.T, env, def, howTo string) string {
 	return found
 }
 
-var (
-	consoleOnce sync.Once
-	consoleBin  string
-	consoleErr  error
-)
-
-// consoleBinary builds the console once per test binary.
+// consoleBinary builds the console into the test's folder (Go's build cache
+// makes every build after the first a link).
 func consoleBinary(t *testing.T) string {
 	t.Helper()
-	consoleOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ordermesh-console-")
-		if err != nil {
-			consoleErr = err
-			return
-		}
-		consoleBin = filepath.Join(dir, "console")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", consoleBin, "./apps/console")
-		cmd.Dir = harness.RepoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			consoleErr = fmt.Errorf("go build ./apps/console: %v\n%s", err, out)
-		}
-	})
-	require.NoError(t, consoleErr)
-	return consoleBin
+	bin := filepath.Join(t.TempDir(), "console")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./apps/console")
+	cmd.Dir = harness.RepoRoot(t)
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build ./apps/console: %s", out)
+	return bin
 }
 
 // waitHTTP polls url until it answers 2xx.

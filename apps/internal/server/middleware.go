@@ -27,8 +27,8 @@ func RequestID(ctx context.Context) string {
 }
 
 // Middleware wraps h with request ids, trace context, request metrics, access
-// logs and panic recovery. Health probes are not logged: orchestrators call
-// them every few seconds.
+// logs and panic recovery. Health probes and metric scrapes are not logged:
+// orchestrators and Prometheus call them every few seconds.
 //
 // The request joins the trace its traceparent header names (a sidecar sends
 // it), or starts one; the header is set on the request either way, so a
@@ -65,8 +65,8 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 				status = http.StatusOK // what net/http answers for a handler that wrote nothing
 			}
 			telemetry.ObserveRequest(r.Method, info, status, time.Since(start))
-			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
-				return
+			if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" || r.URL.Path == telemetry.MetricsPath {
+				return // probes and scrapes, every few seconds: counted, not logged
 			}
 			level := slog.LevelDebug
 			if rec.status >= 500 {

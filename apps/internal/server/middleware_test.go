@@ -151,6 +151,7 @@ func TestMiddlewareLogsRequests(t *testing.T) {
 		{"/users/1", http.StatusServiceUnavailable, true},
 		{"/healthz", http.StatusOK, false},
 		{"/readyz", http.StatusServiceUnavailable, false},
+		{"/metrics", http.StatusOK, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path+" "+http.StatusText(tt.status), func(t *testing.T) {
