@@ -216,10 +216,10 @@ func TestComponentRetries(t *testing.T) {
 		{"statestore timeout", provider.ComponentOutboundPolicy("statestore", daprres.Statestore), hang, 3},
 		{"orderstore", provider.ComponentOutboundPolicy("orderstore", daprres.Statestore), unreachable, 3},
 		{"orderpubsub publish", provider.ComponentOutboundPolicy("orderpubsub", daprres.Pubsub), unreachable, 3},
-		{"delivery answered 500", provider.ComponentInboundPolicy("orderpubsub", daprres.Pubsub), status(500), 4},
-		{"delivery answered 503", provider.ComponentInboundPolicy("orderpubsub", daprres.Pubsub), status(503), 4},
-		{"delivery answered RETRY", provider.ComponentInboundPolicy("orderpubsub", daprres.Pubsub), func(context.Context, int32) error { return retriable }, 4},
-		{"delivery timed out", provider.ComponentInboundPolicy("orderpubsub", daprres.Pubsub), hang, 4},
+		{"delivery answered 500", provider.ComponentInboundPolicy("orderpubsub", daprres.Pubsub), status(500), 13},
+		{"delivery answered 503", provider.ComponentInboundPolicy("orderpubsub", daprres.Pubsub), status(503), 13},
+		{"delivery answered RETRY", provider.ComponentInboundPolicy("orderpubsub", daprres.Pubsub), func(context.Context, int32) error { return retriable }, 13},
+		{"delivery timed out", provider.ComponentInboundPolicy("orderpubsub", daprres.Pubsub), hang, 13},
 		{"delivery answered 400 goes to the dead letters at once", provider.ComponentInboundPolicy("orderpubsub", daprres.Pubsub), status(400), 1},
 	}
 	for _, tc := range tests {
