@@ -36,6 +36,19 @@ func (r Rabbitmqctl) AddVhost(ctx context.Context, vhost, user string) error {
 	return r.run(ctx, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
 }
 
+// Vhosts lists the broker's virtual hosts.
+func (r Rabbitmqctl) Vhosts(ctx context.Context) ([]string, error) {
+	args := []string{"list_vhosts", "--quiet", "--no-table-headers"}
+	if r.Node != "" {
+		args = append([]string{"-n", r.Node}, args...)
+	}
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmqctl list_vhosts: %v", err)
+	}
+	return strings.Fields(string(out)), nil
+}
+
 // DeleteVhost removes a virtual host with every exchange, queue and message
 // in it.
 func (r Rabbitmqctl) DeleteVhost(ctx context.Context, vhost string) error {

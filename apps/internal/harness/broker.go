@@ -2,7 +2,13 @@ package harness
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
 	"time"
 
 	"github.com/ordermesh/ordermesh/dapr/topology"
@@ -17,7 +23,9 @@ func (s *System) isolateBroker() {
 		return
 	}
 	t := s.t
-	vhost := "ordermesh-" + s.ID
+	// "ordermesh-e2e-<pid>-<n>": the pid tells a later run whether the
+	// system's process is gone without its cleanup (interrupted).
+	vhost := fmt.Sprintf("ordermesh-e2e-%d-%d", os.Getpid(), s.n)
 	url, user, err := topology.WithVhost(s.infra.RabbitMQ, vhost)
 	if err != nil {
 		t.Fatalf("harness: %v", err)
@@ -25,6 +33,7 @@ func (s *System) isolateBroker() {
 	ctl := topology.Rabbitmqctl{Node: s.infra.RabbitMQNode}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	sweepOnce.Do(func() { sweepVhosts(ctx, t, ctl) })
 	if err := ctl.AddVhost(ctx, vhost, user); err != nil {
 		t.Fatalf("harness: a virtual host for the system (rabbitmqctl must reach the broker's node; ORDERMESH_RABBITMQ_NODE names it): %v", err)
 	}
@@ -69,4 +78,29 @@ func (s *System) QueueMessages(app, topic string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return topology.Messages(ctx, s.infra.RabbitMQ, s.appID(app)+"-"+topic)
+}
+
+var sweepOnce sync.Once
+
+// sweepVhosts deletes the virtual hosts of test processes that ended
+// without their cleanup (a test binary interrupted or killed), once per
+// test binary.
+func sweepVhosts(ctx context.Context, t testing.TB, ctl topology.Rabbitmqctl) {
+	vhosts, err := ctl.Vhosts(ctx)
+	if err != nil {
+		t.Logf("harness: list virtual hosts: %v", err)
+		return
+	}
+	for _, v := range vhosts {
+		rest, ok := strings.CutPrefix(v, "ordermesh-e2e-")
+		if !ok {
+			continue
+		}
+		pidText, _, _ := strings.Cut(rest, "-")
+		if pid, err := strconv.Atoi(pidText); err == nil && pid != os.Getpid() && !Alive(pid) {
+			if err := ctl.DeleteVhost(ctx, v); err == nil {
+				t.Logf("harness: deleted %s, left by an interrupted test process", v)
+			}
+		}
+	}
 }

@@ -203,8 +203,15 @@ func StartRabbitMQ(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s := &Server{Name: "rabbitmq", Port: port, t: t, dir: dir, stopSignal: syscall.SIGTERM}
+	// As root it runs as the rabbitmq user, with that user's Erlang cookie
+	// (so rabbitmqctl reaches it); otherwise as this user, with a cookie of
+	// its own in its folder.
+	home := dir
+	if os.Geteuid() == 0 {
+		home = "/var/lib/rabbitmq"
+	}
 	env := []string{
-		"HOME=/var/lib/rabbitmq",
+		"HOME=" + home,
 		"RUNNING_UNDER_SYSTEMD=1", // the script execs the VM: the pid is the broker's
 		"RABBITMQ_NODENAME=" + node,
 		"RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
