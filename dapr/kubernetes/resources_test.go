@@ -25,8 +25,9 @@ var credentialFields = map[string]bool{"redisPassword": true, "connectionString"
 // TestKubernetesResourcesMatch holds the Dapr resources the manifests deploy
 // to the self-hosted files `dapr run -f .`, compose and the end-to-end tests
 // use: the same resources, names, scopes and settings. Only where the
-// servers are (and their credentials, which come from Secrets), and the
-// namespace and trust domain of the access policies, differ.
+// servers are (and their credentials, which come from Secrets), the
+// namespace and trust domain of the access policies, and the Configuration's
+// mTLS settings (the control plane's on Kubernetes) differ.
 func TestKubernetesResourcesMatch(t *testing.T) {
 	root := repoRoot(t)
 	tests := []struct {
@@ -110,6 +111,9 @@ const (
 // trust domain.
 func assertKubernetesVariant(t *testing.T, doc map[string]any) {
 	t.Helper()
+	if doc["kind"] == "Configuration" {
+		assert.Nil(t, dig(doc, "spec", "mtls"), "mTLS is the control plane's on Kubernetes (an app Configuration with spec.mtls is refused)")
+	}
 	if ac, ok := dig(doc, "spec", "accessControl").(map[string]any); ok {
 		assert.Equal(t, trustDomain, ac["trustDomain"])
 		policies, _ := ac["policies"].([]any)
@@ -137,6 +141,10 @@ func assertKubernetesVariant(t *testing.T, doc map[string]any) {
 func normalize(doc map[string]any) map[string]any {
 	out := deepCopy(doc).(map[string]any)
 	delete(out, "auth")
+	if spec, ok := out["spec"].(map[string]any); ok && out["kind"] == "Configuration" {
+		// Kubernetes: mTLS is the control plane's (Dapr's chart, daprsystem).
+		delete(spec, "mtls")
+	}
 	if items, ok := dig(out, "spec", "metadata").([]any); ok {
 		for _, it := range items {
 			if m, ok := it.(map[string]any); ok && serverFields[fmt.Sprint(m["name"])] {

@@ -49,7 +49,9 @@ cluster_images() {
 
 dapr_images() {
 	local b
-	for b in operator injector placement scheduler sentry; do
+	# up.sh installs Dapr without actors and the scheduler (the apps use
+	# neither), so placement and the scheduler get no image.
+	for b in operator injector sentry; do
 		binary_image "dapr-$b" "$dapr_registry/$b:$dapr_version" "$bin/$b" 65532
 	done
 	[ -x "$dapr_bin/daprd" ] || die "$dapr_bin/daprd is missing (make daprd builds the pinned one)"

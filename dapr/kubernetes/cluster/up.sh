@@ -181,7 +181,7 @@ runtime() {
 	start etcd etcd --name ordermesh --data-dir "$state/etcd" \
 		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
 		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
-		--initial-cluster ordermesh=http://127.0.0.1:2380 --listen-metrics-urls ""
+		--initial-cluster ordermesh=http://127.0.0.1:2380
 	start containerd containerd --config "$state/containerd/config.toml"
 	wait_for "containerd" 30 ctr_cmd version
 	local f

@@ -87,6 +87,7 @@ func envInt(t *testing.T, name string, def int) int {
 }
 
 func checkPods(t *testing.T, c *cluster) {
+	c = c.on(t)
 	for _, app := range apps {
 		pods := c.appPods(app)
 		assert.GreaterOrEqual(t, len(pods), 2, "%s: ready pods", app)
@@ -139,6 +140,7 @@ func orderFlow(t *testing.T, gw *gatewayClient) {
 }
 
 func paymentsRace(t *testing.T, c *cluster, gw *gatewayClient) {
+	c = c.on(t)
 	u := gw.createUser(t)
 	p := gw.createProduct(t, 900, 10)
 	o := gw.placeOrder(t, u.ID, p.ID, 1)
@@ -176,6 +178,7 @@ func paymentsRace(t *testing.T, c *cluster, gw *gatewayClient) {
 }
 
 func accessAndMTLS(t *testing.T, c *cluster) {
+	c = c.on(t)
 	gwPod := c.appPods("gateway")[0]
 	usersPod := c.appPods("users")[0]
 	token := c.secret("dapr-api-token", "token")
@@ -270,6 +273,7 @@ type status struct {
 }
 
 func usersDown(t *testing.T, c *cluster, gw *gatewayClient) {
+	c = c.on(t)
 	u := gw.createUser(t)
 	p := gw.createProduct(t, 500, 100)
 	gw.placeOrder(t, u.ID, p.ID, 1)
@@ -325,6 +329,7 @@ func usersDown(t *testing.T, c *cluster, gw *gatewayClient) {
 }
 
 func podKills(t *testing.T, c *cluster, gw *gatewayClient) {
+	c = c.on(t)
 	const stock = 100_000
 	s := newShop(t, gw, 5, 3, stock)
 	l := &load{gw: gw, shop: s, rate: envInt(t, "K8S_LOAD_RATE", 10), limit: 200}
@@ -355,6 +360,7 @@ func podKills(t *testing.T, c *cluster, gw *gatewayClient) {
 }
 
 func rollingRestart(t *testing.T, c *cluster, gw *gatewayClient) {
+	c = c.on(t)
 	const stock = 100_000
 	s := newShop(t, gw, 5, 3, stock)
 	l := &load{gw: gw, shop: s, rate: envInt(t, "K8S_LOAD_RATE", 10), limit: 200}

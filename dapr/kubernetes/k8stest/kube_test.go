@@ -53,6 +53,13 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
+// on returns the cluster for use in test t (a subtest): its failures are t's.
+func (c *cluster) on(t *testing.T) *cluster {
+	cc := *c
+	cc.t = t
+	return &cc
+}
+
 // script runs one of the cluster scripts, its progress lines in the test log.
 func (c *cluster) script(timeout time.Duration, name string, args ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -180,7 +187,7 @@ var forwarding = regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) ->`)
 // kubectl process stops when the test ends.
 func (c *cluster) portForward(podName string, port int) string {
 	c.t.Helper()
-	cmd := exec.Command(filepath.Join(c.bin, "kubectl"), "-n", namespace, "port-forward", "pod/"+podName, fmt.Sprintf("127.0.0.1:0:%d", port))
+	cmd := exec.Command(filepath.Join(c.bin, "kubectl"), "-n", namespace, "port-forward", "--address", "127.0.0.1", "pod/"+podName, fmt.Sprintf(":%d", port))
 	cmd.Env = c.env
 	out, err := cmd.StdoutPipe()
 	require.NoError(c.t, err)
