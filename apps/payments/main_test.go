@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 	"github.com/ordermesh/ordermesh/apps/internal/server"
 	"github.com/ordermesh/ordermesh/apps/internal/sidecar/sidecartest"
 )
@@ -61,6 +62,7 @@ func TestRunRequiresTheAppToken(t *testing.T) {
 		if token != "" {
 			req.Header.Set(server.AppTokenHeader, token)
 		}
+		req.Header.Set(identity.Header, "customer:u-1") // as the gateway carries it
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0, err

@@ -98,8 +98,8 @@ func TestScaleResiliencyChangesOnlyDurations(t *testing.T) {
 				}
 			}
 			// ordermesh: 4 timeouts, 3 retry durations, 2 breaker timeouts;
-			// ordermesh-edge: 3 timeouts, 1 retry duration.
-			assert.Equal(t, 13, durations)
+			// ordermesh-edge: 4 timeouts, 1 retry duration.
+			assert.Equal(t, 14, durations)
 		})
 	}
 }
