@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ordermesh/ordermesh/dapr/topology"
 )
 
 func main() {
@@ -75,6 +77,22 @@ func run() error {
 	case "rabbitmq":
 		// The run file names the broker's component folder; swap it.
 		raw = bytes.ReplaceAll(raw, []byte("./components/pubsub/redis"), []byte("./components/pubsub/rabbitmq"))
+		// Exchanges, durable queues and bindings of every subscription
+		// before any sidecar starts: an order placed before notifications
+		// first starts waits for it in its queue (dapr/topology).
+		dir := filepath.Dir(*file)
+		start := time.Now()
+		tctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		exchanges, queues, err := topology.Apply(tctx, "",
+			filepath.Join(dir, "dapr", "resources", "subscriptions.yaml"),
+			filepath.Join(dir, "components", "pubsub", "rabbitmq", "orderpubsub.yaml"),
+			func(id string) string { return id })
+		cancel()
+		if err != nil {
+			return fmt.Errorf("declare the RabbitMQ topology: %w", err)
+		}
+		fmt.Printf("devrun: RabbitMQ: %d exchanges and %d durable queues declared (%s)\n",
+			len(exchanges), len(queues), time.Since(start).Round(time.Millisecond))
 	default:
 		return fmt.Errorf("unknown broker %q (want redis or rabbitmq)", *pubsub)
 	}
