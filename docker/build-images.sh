@@ -115,6 +115,11 @@ build_apps() {
 		build_binary_image "ordermesh/$app:local" "$root/apps/Dockerfile" "$work/apps/$app" \
 			"$(sha "$work/apps/$app/app" "$root/apps/Dockerfile")" "APP=$app"
 	done
+	# compose.rabbitmq.yaml's one-shot declaration of the broker topology.
+	mkdir -p "$work/apps/topology"
+	CGO_ENABLED=0 go -C "$root" build -trimpath -ldflags "-s -w" -o "$work/apps/topology/app" ./dapr/topology/cmd/topology
+	build_binary_image "ordermesh/topology:local" "$root/apps/Dockerfile" "$work/apps/topology" \
+		"$(sha "$work/apps/topology/app" "$root/apps/Dockerfile")" "APP=topology"
 }
 
 # dapr_version: the pinned Dapr version, as daprd reports it ("1.18.2").
