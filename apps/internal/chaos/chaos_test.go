@@ -71,7 +71,7 @@ func soak(t *testing.T, broker string) *report {
 	logf("starting the system (daprd with mTLS, six apps)")
 	sys := harness.Start(t, harness.Options{PubSub: broker, Infra: infra, ProxyPostgres: true})
 	ctx := context.Background()
-	ld := &load{c: newClient(sys.GatewayURL()), l: newLedger()}
+	ld := &load{c: newClient(t, sys.GatewayURL()), l: newLedger()}
 	if err := ld.setup(ctx, users, products, stockEach); err != nil {
 		t.Fatal(err)
 	}
