@@ -33,6 +33,11 @@ secrets() {
 		"connectionString=host=postgres port=5432 user=ordermesh password=$pg dbname=ordermesh sslmode=disable"
 	# The stand-in broker lets guest in from other pods (rabbitmq.yaml).
 	secret rabbitmq "connectionString=amqp://guest:guest@rabbitmq:5672"
+	# The public keys the gateway checks bearer tokens with: the development
+	# key of this checkout (.run/auth, made once; tokens: bin/devtoken).
+	(cd "$root" && go run ./apps/internal/devtoken -init)
+	kubectl -n "$namespace" create configmap gateway-jwks --from-file=jwks.json="$root/.run/auth/jwks.json" \
+		--dry-run=client -o yaml | kubectl apply -f - >/dev/null
 }
 
 apply() {

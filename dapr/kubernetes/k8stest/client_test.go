@@ -10,7 +10,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,28 +24,96 @@ import (
 )
 
 // gatewayClient is every call the tests make to the gateway, in one place:
-// when the gateway starts requiring a bearer token, authorize sets it.
+// each request carries the bearer token of the caller the gateway expects
+// for it (callerOf), signed by the development key the gateway's ConfigMap
+// holds (cluster/deploy.sh), through bin/devtoken as a user would.
 type gatewayClient struct {
 	base string
 	http *http.Client
+
+	mu     sync.Mutex
+	tokens map[string]string // "customer <id>" or "operator" -> token
+	owners map[string]string // order id -> the customer who placed it
 }
 
 func newGatewayClient(base string) *gatewayClient {
 	return &gatewayClient{
 		base: strings.TrimRight(base, "/"),
 		http: &http.Client{
-			Timeout: 20 * time.Second,
+			Timeout: 30 * time.Second,
 			Transport: &http.Transport{
 				DialContext:         (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
 				MaxIdleConnsPerHost: 128,
 				IdleConnTimeout:     30 * time.Second,
 			},
 		},
+		tokens: map[string]string{},
+		owners: map[string]string{},
 	}
 }
 
-// authorize adds the caller's credentials to a request (none yet).
-func (c *gatewayClient) authorize(*http.Request) {}
+// callerOf is who a request acts as, in devtoken's words: the customer
+// whose user, order payment or notifications it is about, else the operator
+// (catalogue, shipping, orders' reads, status).
+func (c *gatewayClient) callerOf(path string, body any) []string {
+	if m, ok := body.(map[string]any); ok {
+		if id, ok := m["user_id"].(string); ok {
+			return []string{"customer", id}
+		}
+		if id, ok := m["order_id"].(string); ok {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return []string{"customer", c.owners[id]}
+		}
+	}
+	if u, err := url.Parse(path); err == nil {
+		switch {
+		case strings.HasPrefix(u.Path, "/api/users/"):
+			return []string{"customer", strings.TrimPrefix(u.Path, "/api/users/")}
+		case u.Path == "/api/notifications":
+			return []string{"customer", u.Query().Get("user_id")}
+		}
+	}
+	return []string{"operator"}
+}
+
+var devtoken = sync.OnceValues(func() (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..", "..")
+	bin := filepath.Join(root, ".run", "k8s", "devtoken")
+	out, err := exec.Command("go", "build", "-C", root, "-o", bin, "./apps/internal/devtoken").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build devtoken: %v: %s", err, out)
+	}
+	return bin, nil
+})
+
+// authorize adds the bearer token of who.
+func (c *gatewayClient) authorize(req *http.Request, who []string) error {
+	key := strings.Join(who, " ")
+	c.mu.Lock()
+	tok, ok := c.tokens[key]
+	c.mu.Unlock()
+	if !ok {
+		bin, err := devtoken()
+		if err != nil {
+			return err
+		}
+		_, file, _, _ := runtime.Caller(0)
+		cmd := exec.Command(bin, who...)
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..", "..", "..")
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("devtoken %s: %w", key, err)
+		}
+		tok = strings.TrimSpace(string(out))
+		c.mu.Lock()
+		c.tokens[key] = tok
+		c.mu.Unlock()
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	return nil
+}
 
 // response is an HTTP answer with its body read; Err is set when there was
 // no answer (a transport error or a timeout).
@@ -100,13 +173,26 @@ func (c *gatewayClient) call(ctx context.Context, method, path string, body any,
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	c.authorize(req)
+	if err := c.authorize(req, c.callerOf(path, body)); err != nil {
+		return response{Err: err}
+	}
 	res, err := c.http.Do(req)
 	if err != nil {
 		return response{Err: err}
 	}
 	defer res.Body.Close()
 	data, err := io.ReadAll(res.Body)
+	if method == http.MethodPost && path == "/api/orders" && res.StatusCode == http.StatusCreated {
+		var o struct {
+			ID     string `json:"id"`
+			UserID string `json:"user_id"`
+		}
+		if json.Unmarshal(data, &o) == nil {
+			c.mu.Lock()
+			c.owners[o.ID] = o.UserID
+			c.mu.Unlock()
+		}
+	}
 	return response{Status: res.StatusCode, Header: res.Header, Body: data, Err: err}
 }
 
