@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/harness"
+	"github.com/ordermesh/ordermesh/apps/internal/identity"
 )
 
 // storedPaymentKeys counts the payments stored in the system's Redis
@@ -204,7 +205,8 @@ func TestPaymentsKilledBetweenSteps(t *testing.T) {
 
 			// The client's retry, reaching the surviving replica, is a
 			// replay of the payment the repair finished.
-			retry := do(t, http.MethodPost, sys.Replicas("payments")[1].URL()+"/payments", body, "Idempotency-Key", key, "dapr-api-token", sys.AppToken)
+			retry := do(t, http.MethodPost, sys.Replicas("payments")[1].URL()+"/payments", body, "Idempotency-Key", key, "dapr-api-token", sys.AppToken,
+				identity.Header, customer(u.ID).String()) // as the gateway carries the caller
 			require.Equal(t, http.StatusOK, retry.Status, "%s", retry.Body)
 			var pay payment
 			retry.JSON(t, &pay)

@@ -390,8 +390,10 @@ func TestReservationsAreNotPublic(t *testing.T) {
 			assert.Equal(t, int64(0), getProduct(t, gw, p.ID).Stock, "stock unchanged")
 		})
 	}
-	// And the old public routes are gone from products itself.
+	// And the old public routes: the gateway's sidecar may not even ask
+	// (DELETE is outside its access policy); that products serves no such
+	// route is TestSurface's walk of its router.
 	res := do(t, http.MethodDelete, gwSidecar+"/products/"+p.ID+"/reservations/"+o.ID, nil, "dapr-api-token", sys.DaprToken)
-	assert.Equal(t, http.StatusNotFound, res.Status, "%s", res.Body)
+	assert.Contains(t, []int{http.StatusNotFound, http.StatusForbidden}, res.Status, "%s", res.Body)
 	assert.Equal(t, int64(0), getProduct(t, gw, p.ID).Stock)
 }
