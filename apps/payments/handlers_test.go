@@ -14,8 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/api"
+	"github.com/ordermesh/ordermesh/apps/internal/api/apitest"
 	"github.com/ordermesh/ordermesh/apps/internal/identity"
-	"github.com/ordermesh/ordermesh/apps/internal/server"
 )
 
 // newTestHandler serves the payments routes over a fixture.
@@ -221,23 +221,5 @@ func TestPaymentHandler(t *testing.T) {
 func TestAppHandlerRequiresTheAppToken(t *testing.T) {
 	ready := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
 	h := appHandler("s3cret", slog.New(slog.DiscardHandler), nil, ready)
-	tests := []struct {
-		name, path, token string
-		want              int
-	}{
-		{name: "no token", path: "/payments/x", want: http.StatusUnauthorized},
-		{name: "wrong token", path: "/payments/x", token: "guess", want: http.StatusUnauthorized},
-		{name: "probes need none", path: "/readyz", want: http.StatusOK},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := httptest.NewRequestWithContext(t.Context(), http.MethodGet, tt.path, nil)
-			if tt.token != "" {
-				r.Header.Set(server.AppTokenHeader, tt.token)
-			}
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, r)
-			assert.Equal(t, tt.want, w.Code)
-		})
-	}
+	apitest.RequireAppToken(t, h, "/payments/x")
 }
