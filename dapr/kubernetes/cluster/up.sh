@@ -261,7 +261,7 @@ cat <<M
 
   export KUBECONFIG=$state/admin.kubeconfig PATH=$bin:\$PATH
   kubectl get pods -n $namespace                      # every pod 2/2: the app and its daprd
-  curl http://$gw/api/status                    # the gateway's Service (this machine routes to it)
+  curl http://$gw/api/status -H "Authorization: Bearer \$(bin/devtoken operator)"   # the gateway's Service (this machine routes to it)
   kubectl -n $namespace port-forward svc/gateway 18080:80   # or through a port-forward
   make k8s-down                                       # stops it all, leaves nothing behind
 M
