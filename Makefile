@@ -170,7 +170,7 @@ k8s-toolchain: daprd
 	@dapr/kubernetes/toolchain/build.sh all
 
 ## k8s-up: boot a single-node Kubernetes here with Dapr's control plane and deploy ordermesh (PUBSUB=redis|rabbitmq); needs root
-k8s-up: k8s-toolchain
+k8s-up: k8s-toolchain build
 	@dapr/kubernetes/cluster/up.sh $(PUBSUB)
 
 ## k8s-down: stop that cluster; leaves no process, mount, network link or iptables chain
