@@ -144,6 +144,9 @@ func normalize(doc map[string]any) map[string]any {
 	if spec, ok := out["spec"].(map[string]any); ok && out["kind"] == "Configuration" {
 		// Kubernetes: mTLS is the control plane's (Dapr's chart, daprsystem).
 		delete(spec, "mtls")
+		// Tracing needs a collector's address on Kubernetes (the CRD wants
+		// otel.endpointAddress), and the dev cluster runs none: off there.
+		delete(spec, "tracing")
 	}
 	if items, ok := dig(out, "spec", "metadata").([]any); ok {
 		for _, it := range items {
