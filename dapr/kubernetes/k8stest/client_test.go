@@ -268,11 +268,22 @@ func (c *gatewayClient) placeOrder(t *testing.T, userID, productID string, qty i
 
 func (c *gatewayClient) notifications(t *testing.T, userID string) []notification {
 	t.Helper()
-	r := c.do(t, http.MethodGet, "/api/notifications?user_id="+userID, nil)
-	require.Equal(t, http.StatusOK, r.Status, "%s", r)
-	var ns []notification
-	r.JSON(t, &ns)
-	return ns
+	var all []notification
+	path := "/api/notifications?limit=100&user_id=" + url.QueryEscape(userID)
+	for range 10000 { // pages of 100: far more than any test makes
+		r := c.do(t, http.MethodGet, path, nil)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r)
+		var page []notification
+		r.JSON(t, &page)
+		all = append(all, page...)
+		next := r.Header.Get("Next-Cursor")
+		if next == "" {
+			return all
+		}
+		path = "/api/notifications?limit=100&user_id=" + url.QueryEscape(userID) + "&cursor=" + url.QueryEscape(next)
+	}
+	t.Fatalf("notifications of %s: more pages than the test could make", userID)
+	return nil
 }
 
 // eventually polls cond every 200 ms until it holds, and fails the test with
