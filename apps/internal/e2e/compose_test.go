@@ -181,7 +181,12 @@ func (p *composeProject) down() {
 func (p *composeProject) WaitReady(within time.Duration) {
 	p.t.Helper()
 	eventually(p.t, within, func() (bool, string) {
-		res, err := httpClient.Get(p.Gateway + "/api/status")
+		req, err := http.NewRequestWithContext(p.t.Context(), http.MethodGet, p.Gateway+"/api/status", nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		req.Header.Set("Authorization", "Bearer "+harness.Token(p.t, operatorCaller)) // status is the operator's
+		res, err := httpClient.Do(req)
 		if err != nil {
 			return false, err.Error()
 		}
