@@ -25,6 +25,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/ordermesh/ordermesh/dapr/procs"
 	"github.com/ordermesh/ordermesh/dapr/topology"
 )
 
@@ -301,7 +302,7 @@ func (w *watcher) report(dead []death) {
 func (w *watcher) stopAll(cli *exec.Cmd, cliDone chan error) {
 	w.list()
 	// Whatever the CLI started, registered or not, is one of its descendants.
-	started := descendants(cli.Process.Pid)
+	started := procs.Descendants(cli.Process.Pid)
 	_ = cli.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-cliDone:
@@ -336,39 +337,6 @@ func (w *watcher) stopAll(cli *exec.Cmd, cliDone chan error) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	fmt.Println("devrun: stopped; no daprd or app process is left")
-}
-
-// descendants returns the pids of every process below pid.
-func descendants(pid int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		children[ppid] = append(children[ppid], p)
-	}
-	var out []int
-	queue := []int{pid}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		for _, c := range children[p] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
 }
 
 func alive(pid int) bool {

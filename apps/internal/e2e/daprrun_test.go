@@ -24,6 +24,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/ordermesh/ordermesh/apps/internal/harness"
+	"github.com/ordermesh/ordermesh/dapr/procs"
 )
 
 // TestDaprRunFile starts the system the way `make run` does: devrun driving
@@ -196,7 +197,7 @@ func TestBinDaprRunFile(t *testing.T) {
 	assert.Equal(t, http.StatusCreated, res.Status, "%s", res.Body)
 
 	pids := map[int]string{}
-	for _, pid := range descendantPids(cmd.Process.Pid) {
+	for _, pid := range procs.Descendants(cmd.Process.Pid) {
 		pids[pid] = "a process bin/dapr started"
 	}
 	listed := daprList(t, filepath.Join(root, "bin", "dapr"))
@@ -246,36 +247,6 @@ func listenerPid(t *testing.T, port int) int {
 	pid, err := strconv.Atoi(strings.SplitN(after, ",", 2)[0])
 	require.NoError(t, err, "%s", out)
 	return pid
-}
-
-// descendantPids returns every process below pid, from /proc.
-func descendantPids(pid int) []int {
-	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		ppid, _ := strconv.Atoi(fields[1])
-		children[ppid] = append(children[ppid], p)
-	}
-	var out []int
-	for queue := []int{pid}; len(queue) > 0; queue = queue[1:] {
-		for _, c := range children[queue[0]] {
-			out = append(out, c)
-			queue = append(queue, c)
-		}
-	}
-	return out
 }
 
 func withoutEnv(env []string, names ...string) []string {
