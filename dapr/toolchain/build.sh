@@ -10,7 +10,8 @@
 # go.mod that -modfile names): no vendoring, the committed go.mod and the module
 # cache untouched, and the build stops if a patch no longer applies exactly
 # once (the upstream file changed).
-#   daprd, sentry: patches/daprd-*.patch (the outbox's retry loop that never stops)
+#   daprd, sentry: patches/daprd-*.patch (the outbox's retry loop that never stops;
+#                  RabbitMQ publishes reported as confirmed, subscriptions sharing a channel)
 #   dapr CLI:      patches/cli-*.patch   (run files cannot turn the scheduler off)
 #
 # Each binary is kept while its stamp (.dapr/bin/<name>.stamp: a hash of this
@@ -41,9 +42,15 @@ stamp() {
 	} | sha256sum | cut -d' ' -f1
 }
 
-# from_patched <binary> <module>: the binary was built from the patched module
-# (the overlay is silently unused when the replacement is not in effect).
-from_patched() { go version -m "$1" 2>/dev/null | grep -q "^[[:space:]]*=>[[:space:]].*/mod/$2@"; }
+# from_patched <binary> "<module>...": the binary was built from each patched
+# module (the overlay is silently unused when a replacement is not in effect).
+from_patched() {
+	local info m
+	info=$(go version -m "$1" 2>/dev/null) || return 1
+	for m in $2; do
+		grep -q "^[[:space:]]*=>[[:space:]].*/mod/$m@" <<<"$info" || return 1
+	done
+}
 
 # built <name> <stamp> <module>: the binary exists, was built from this stamp,
 # and carries the patches (another build may have replaced it since).
@@ -80,7 +87,7 @@ dapr_ldflags="-s -w -X github.com/dapr/dapr/pkg/buildinfo.version=${daprd_versio
 build_daprd() {
 	local want
 	want=$(stamp "$daprd_version" "${daprd_patches[@]}")
-	if built daprd "$want" dapr; then
+	if built daprd "$want" "dapr components-contrib"; then
 		echo "toolchain: daprd ${daprd_version#v} (patched) already built ($bin/daprd)"
 		return
 	fi
@@ -89,7 +96,7 @@ build_daprd() {
 	ov=$(overlay daprd daprd "${daprd_patches[@]}")
 	(cd daprd && GOFLAGS=-mod=mod quietly go build -modfile="$ov/go.mod" -overlay="$ov/overlay.json" -tags stablecomponents -trimpath \
 		-ldflags "$dapr_ldflags" -o "$bin/daprd.tmp.$$" github.com/dapr/dapr/cmd/daprd)
-	install_bin daprd "$want" dapr
+	install_bin daprd "$want" "dapr components-contrib"
 	echo "toolchain: daprd $("$bin/daprd" --version) built in $((SECONDS - start))s"
 }
 

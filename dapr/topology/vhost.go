@@ -65,3 +65,38 @@ func WithVhost(amqpURL, vhost string) (string, string, error) {
 	u.RawPath = "/" + url.PathEscape(vhost)
 	return u.String(), u.User.Username(), nil
 }
+
+// QueueState is what the broker reports of a queue.
+type QueueState struct {
+	Name string
+	// Consumers subscribed to the queue, on every connection.
+	Consumers int
+	// Ready messages wait for a consumer; Unacked ones were delivered and
+	// are neither acknowledged nor returned yet.
+	Ready, Unacked int
+}
+
+// Queues lists the queues of a virtual host ("/" is the default one).
+func (r Rabbitmqctl) Queues(ctx context.Context, vhost string) ([]QueueState, error) {
+	args := []string{"list_queues", "-p", vhost, "name", "consumers", "messages_ready", "messages_unacknowledged", "--quiet", "--no-table-headers"}
+	if r.Node != "" {
+		args = append([]string{"-n", r.Node}, args...)
+	}
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmqctl list_queues: %v", err)
+	}
+	var queues []QueueState
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			continue
+		}
+		q := QueueState{Name: f[0]}
+		if _, err := fmt.Sscan(f[1]+" "+f[2]+" "+f[3], &q.Consumers, &q.Ready, &q.Unacked); err != nil {
+			return nil, fmt.Errorf("rabbitmqctl list_queues: line %q: %v", line, err)
+		}
+		queues = append(queues, q)
+	}
+	return queues, nil
+}

@@ -13,7 +13,9 @@
 //	go build -modfile=<out>/go.mod -overlay=<out>/overlay.json ...
 //
 // A patch (dapr/toolchain/patches/*.patch) names one file of one module and
-// one exact text to find in it and the text to put in its place:
+// one exact text to find in it and the text to put in its place (several
+// patches may name one file; they apply in the order given, each to the text
+// the ones before it left):
 //
 //	# why the patch exists (any number of comment lines)
 //	module github.com/dapr/dapr
@@ -101,10 +103,14 @@ func run() error {
 			replaces = append(replaces, fmt.Sprintf("replace %s %s => %s\n", p.Module, version, rel))
 		}
 		src := filepath.Join(link, filepath.FromSlash(p.File))
-		if _, dup := ov.Replace[src]; dup {
-			return fmt.Errorf("%s: %s is patched twice; put both changes in one patch", path, src)
+		dst := filepath.Join(outDir, "patched", filepath.Base(dir), filepath.FromSlash(p.File))
+		// Several patches may change one file: each applies to the file as the
+		// patches before it (in the order given) left it.
+		current := src
+		if _, seen := ov.Replace[src]; seen {
+			current = dst
 		}
-		original, err := os.ReadFile(src)
+		original, err := os.ReadFile(current)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -112,7 +118,6 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", path, src, err)
 		}
-		dst := filepath.Join(outDir, "patched", filepath.Base(dir), filepath.FromSlash(p.File))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
