@@ -120,7 +120,7 @@ e2e: daprd sentry cli jaeger infra
 images:
 	@dapr/toolchain/build.sh daprd
 	@dapr/toolchain/build.sh sentry
-	@docker/build-images.sh
+	@dapr/docker/build-images.sh
 
 ## docker-test: the container tests: compose.yaml (both brokers) and testcontainers-go; needs a Docker daemon
 docker-test: images

@@ -241,7 +241,7 @@ func TestCompose(t *testing.T) {
 	})
 
 	t.Run("rabbitmq", func(t *testing.T) {
-		p := newComposeProject(t, "compose.yaml", "compose.rabbitmq.yaml")
+		p := newComposeProject(t, "compose.yaml", "components/compose/rabbitmq.yaml")
 		p.Up()
 		p.WaitReady(3 * time.Minute)
 		orderFlow(t, p.Gateway)

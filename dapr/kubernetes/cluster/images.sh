@@ -8,7 +8,7 @@
 #   localhost/dapr/<binary>:<version>            Dapr's control plane and daprd
 #   ordermesh/<app>:local                        the six apps, FROM scratch
 #   ordermesh/{redis,postgres,rabbitmq}:local    stand-ins for the official
-#       images, from Debian's packages (docker/build-images.sh rootfs makes
+#       images, from Debian's packages (dapr/docker/build-images.sh rootfs makes
 #       their root file systems with debootstrap)
 # Usage: images.sh [cluster] [dapr] [apps] [servers]   (default: all)
 set -euo pipefail
@@ -68,7 +68,7 @@ app_images() {
 	done
 }
 
-# The stand-ins' image settings, as docker/build-images.sh gives them.
+# The stand-ins' image settings, as dapr/docker/build-images.sh gives them.
 server_config() {
 	case $1 in
 	redis) echo '{"Env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"User":"redis","WorkingDir":"/data","Cmd":["redis-server","--protected-mode","no"]}' ;;
@@ -78,7 +78,7 @@ server_config() {
 }
 
 server_images() {
-	"$root/docker/build-images.sh" rootfs
+	"$root/dapr/docker/build-images.sh" rootfs
 	local name
 	for name in redis postgres rabbitmq; do
 		image "server-$name" "ordermesh/$name:local" "$root/.images/rootfs/$name" "$(server_config "$name")" \

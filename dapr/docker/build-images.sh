@@ -4,7 +4,7 @@
 #
 #   ordermesh/<app>:local          the six apps, FROM scratch (apps/Dockerfile)
 #   ordermesh/daprd:<version>      the pinned daprd and Sentry (the mTLS certificate
-#   ordermesh/sentry:<version>     authority), FROM scratch (docker/dapr.Dockerfile)
+#   ordermesh/sentry:<version>     authority), FROM scratch (dapr/docker/dapr.Dockerfile)
 #   ordermesh/redis:local          stand-ins for the official redis, postgres and
 #   ordermesh/postgres:local       rabbitmq images, made from Debian's packages:
 #   ordermesh/rabbitmq:local       debootstrap a minimal Debian, `docker import` it
@@ -19,14 +19,14 @@
 # and compares hashes. Work folders (root filesystems, downloaded packages)
 # are in .images/ (git-ignored).
 #
-# Usage: docker/build-images.sh [apps] [dapr] [servers]   (default: all three)
-#        docker/build-images.sh rootfs   (the servers' root file systems only, no Docker)
+# Usage: dapr/docker/build-images.sh [apps] [dapr] [servers]   (default: all three)
+#        dapr/docker/build-images.sh rootfs   (the servers' root file systems only, no Docker)
 # Environment: DAPR_BIN (the folder with the pinned daprd and sentry, default
 #   .dapr/bin), DEBIAN_MIRROR (default: the Debian mirror apt uses here),
 #   DEBIAN_SUITE (default bookworm).
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$root/.images
 apps=(gateway users products orders payments notifications)
 dapr_bin=${DAPR_BIN:-$root/.dapr/bin}
@@ -115,7 +115,7 @@ build_apps() {
 		build_binary_image "ordermesh/$app:local" "$root/apps/Dockerfile" "$work/apps/$app" \
 			"$(sha "$work/apps/$app/app" "$root/apps/Dockerfile")" "APP=$app"
 	done
-	# compose.rabbitmq.yaml's one-shot declaration of the broker topology.
+	# components/compose/rabbitmq.yaml's one-shot declaration of the broker topology.
 	mkdir -p "$work/apps/topology"
 	CGO_ENABLED=0 go -C "$root" build -trimpath -ldflags "-s -w" -o "$work/apps/topology/app" ./dapr/topology/cmd/topology
 	build_binary_image "ordermesh/topology:local" "$root/apps/Dockerfile" "$work/apps/topology" \
@@ -135,8 +135,8 @@ build_dapr() {
 		# A hard link (a copy across file systems): the build context is this
 		# folder only, never the large binary twice.
 		ln -f "$dapr_bin/$binary" "$work/$binary/$binary" 2>/dev/null || cp "$dapr_bin/$binary" "$work/$binary/$binary"
-		build_binary_image "ordermesh/$binary:$version" "$root/docker/dapr.Dockerfile" "$work/$binary" \
-			"$(sha "$work/$binary/$binary" "$root/docker/dapr.Dockerfile")" "BINARY=$binary" "DAPR_VERSION=$version"
+		build_binary_image "ordermesh/$binary:$version" "$root/dapr/docker/dapr.Dockerfile" "$work/$binary" \
+			"$(sha "$work/$binary/$binary" "$root/dapr/docker/dapr.Dockerfile")" "BINARY=$binary" "DAPR_VERSION=$version"
 	done
 }
 
@@ -159,12 +159,12 @@ redis_changes=(
 )
 
 postgres_packages=(postgresql-15)
-postgres_files=("$root/docker/postgres-entrypoint.sh")
+postgres_files=("$root/dapr/docker/postgres-entrypoint.sh")
 postgres_finish() {
 	# The package's postinst created a cluster "main": the entrypoint makes
 	# its own in PGDATA from the POSTGRES_* variables instead.
 	rm -rf "$1/var/lib/postgresql/15" "$1/etc/postgresql/15"
-	install -m 0755 "$root/docker/postgres-entrypoint.sh" "$1/usr/local/bin/docker-entrypoint.sh"
+	install -m 0755 "$root/dapr/docker/postgres-entrypoint.sh" "$1/usr/local/bin/docker-entrypoint.sh"
 	mkdir -p "$1/var/lib/postgresql/data" "$1/run/postgresql"
 	chmod 700 "$1/var/lib/postgresql/data"
 	chroot "$1" chown postgres:postgres /var/lib/postgresql /var/lib/postgresql/data /run/postgresql
@@ -179,10 +179,10 @@ postgres_changes=(
 )
 
 rabbitmq_packages=(rabbitmq-server)
-rabbitmq_files=("$root/docker/rabbitmq-entrypoint.sh" "$root/docker/rabbitmq.conf")
+rabbitmq_files=("$root/dapr/docker/rabbitmq-entrypoint.sh" "$root/dapr/docker/rabbitmq.conf")
 rabbitmq_finish() {
-	install -m 0755 "$root/docker/rabbitmq-entrypoint.sh" "$1/usr/local/bin/docker-entrypoint.sh"
-	install -m 0644 "$root/docker/rabbitmq.conf" "$1/etc/rabbitmq/rabbitmq.conf"
+	install -m 0755 "$root/dapr/docker/rabbitmq-entrypoint.sh" "$1/usr/local/bin/docker-entrypoint.sh"
+	install -m 0644 "$root/dapr/docker/rabbitmq.conf" "$1/etc/rabbitmq/rabbitmq.conf"
 	rm -rf "$1/var/lib/rabbitmq/mnesia" "$1/var/lib/rabbitmq/.erlang.cookie"
 	chroot "$1" chown -R rabbitmq:rabbitmq /var/lib/rabbitmq /var/log/rabbitmq
 }
@@ -279,7 +279,7 @@ build_servers() {
 write_env() {
 	mkdir -p "$work"
 	cat >"$work/images.env.tmp" <<EOF
-# Written by docker/build-images.sh: the locally built images, for
+# Written by dapr/docker/build-images.sh: the locally built images, for
 #   docker compose --env-file .images/images.env up
 # (the app images' default names are the local ones already).
 DAPRD_IMAGE=ordermesh/daprd:$(dapr_version)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Entrypoint of the local PostgreSQL stand-in (ordermesh/postgres:local, built
-# by docker/build-images.sh from Debian's postgresql-15). It honours the
+# by dapr/docker/build-images.sh from Debian's postgresql-15). It honours the
 # variables of the official postgres image that compose.yaml and the
 # testcontainers harness set, so either image works there:
 #   POSTGRES_USER (default postgres): the superuser created at first start

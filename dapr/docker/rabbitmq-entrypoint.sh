@@ -1,6 +1,6 @@
 #!/bin/sh
 # Entrypoint of the local RabbitMQ stand-in (ordermesh/rabbitmq:local, built by
-# docker/build-images.sh from Debian's rabbitmq-server). It runs the broker in
+# dapr/docker/build-images.sh from Debian's rabbitmq-server). It runs the broker in
 # the foreground as the rabbitmq user (the image's USER), logging to stdout,
 # like the official rabbitmq image; Debian's own wrapper would log to files.
 # /etc/rabbitmq/rabbitmq.conf lets guest/guest in from other containers, as

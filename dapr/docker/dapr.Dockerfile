@@ -4,7 +4,7 @@
 # ...]` (or ./sentry) runs the same with either image. `make images` builds
 # ordermesh/daprd and ordermesh/sentry with it, the binary alone as the build
 # context, e.g.
-#   DOCKER_BUILDKIT=0 docker build -f docker/dapr.Dockerfile --build-arg BINARY=daprd \
+#   DOCKER_BUILDKIT=0 docker build -f dapr/docker/dapr.Dockerfile --build-arg BINARY=daprd \
 #     -t ordermesh/daprd:1.18.2 .images/daprd
 FROM scratch
 ARG BINARY
