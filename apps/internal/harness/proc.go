@@ -151,10 +151,13 @@ func (p *Proc) Tail(n int) string {
 // for an outgoing connection could be taken between this check and the
 // moment a sidecar binds it, and daprd binds some ports only after it has its
 // certificate. Holding every listener until all are found keeps them
-// distinct; a random start keeps concurrent test binaries apart.
-
+// distinct; a port is never handed out twice by one test binary (systems
+// starting at the same time would otherwise race for it), and a random start
+// keeps concurrent test binaries apart.
 func freePorts(n int) ([]int, error) {
 	const low, high = 20000, 32000
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
 	ports := make([]int, 0, n)
 	var lns []net.Listener
 	defer func() {
@@ -165,6 +168,9 @@ func freePorts(n int) ([]int, error) {
 	start := low + mrand.IntN(high-low)
 	for i := 0; i < high-low && len(ports) < n; i++ {
 		port := low + (start-low+i)%(high-low)
+		if handedOut[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue
@@ -175,8 +181,17 @@ func freePorts(n int) ([]int, error) {
 	if len(ports) < n {
 		return nil, fmt.Errorf("only %d of %d free ports between %d and %d", len(ports), n, low, high)
 	}
+	for _, port := range ports {
+		handedOut[port] = true
+	}
 	return ports, nil
 }
+
+// The ports freePorts has handed out in this test binary.
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[int]bool{}
+)
 
 // Alive reports whether a pid still runs (a zombie does not count).
 func Alive(pid int) bool {
