@@ -30,6 +30,10 @@ var (
 	profileFor    = envDuration("BENCH_PROFILE", 10*time.Second)
 	variantRate   = envInts("BENCH_VARIANT_RATE", []int{100})[0]
 	variantNames  = envList("BENCH_VARIANTS", []string{"log-warn", "no-metrics", "gogc-200"})
+	// beforeRev, a git revision, adds the apps built from it to the
+	// settings compared (BENCH_BEFORE): a code change measured before and
+	// after in the same rounds.
+	beforeRev = strings.TrimSpace(os.Getenv("BENCH_BEFORE"))
 	// budget bounds the whole run: once spent, the remaining steps are
 	// skipped and the report says which.
 	budget = envDuration("BENCH_BUDGET", 12*time.Minute)
@@ -258,7 +262,7 @@ func TestBench(t *testing.T) {
 		t.Logf("bench: profiles took %v", time.Since(phase).Round(time.Second))
 	}
 
-	if len(variantNames) > 0 && !b.spent("sidecar settings") {
+	if (len(variantNames) > 0 || beforeRev != "") && !b.spent("sidecar settings") {
 		phase = time.Now()
 		b.rep.Variants = compareVariants(b, sys, m, targets)
 		t.Logf("bench: sidecar settings took %v", time.Since(phase).Round(time.Second))
