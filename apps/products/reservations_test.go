@@ -139,6 +139,24 @@ func TestReserveStoreDownChangesNothing(t *testing.T) {
 // Two replicas (two Catalogs, each with its own in-process lock, over one
 // store) and 200 concurrent one-unit orders on a stock of 50: exactly 50
 // hold stock, the rest are refused, nothing is oversold.
+// An uncontended reservation is one read of the product and one write: the
+// write starts from the read that decided it may take stock.
+func TestReserveReadsTheProductOnce(t *testing.T) {
+	f := newFixture(t)
+	p := f.add(t, "Mug", 100, 5)
+	reads, saves := f.fake.Calls("GetState"), f.fake.Calls("SaveState")
+
+	_, replayed, err := reserve(t, f.catalog, p.ID, "o-1", 2)
+
+	require.NoError(t, err)
+	assert.False(t, replayed)
+	assert.Equal(t, 1, f.fake.Calls("GetState")-reads, "reads")
+	assert.Equal(t, 1, f.fake.Calls("SaveState")-saves, "writes")
+	rec := f.record(t, p.ID)
+	assert.Equal(t, int64(3), rec.Stock)
+	assert.Equal(t, map[string]Hold{"o-1": {Quantity: 2, PriceCents: 100, At: testNow}}, rec.Holds)
+}
+
 func TestReserveRacingAcrossTwoReplicas(t *testing.T) {
 	f := newFixture(t)
 	p := f.add(t, "Mug", 100, 50)
