@@ -113,9 +113,9 @@ func markdown(rep Report) string {
 
 	if len(rep.Variants) > 0 {
 		p("")
-		p("## Sidecar settings, same run")
+		p("## Sidecar settings and earlier apps (BENCH_BEFORE), same run")
 		p("")
-		p("Each setting on a system of its own, started next to the baseline; the same order step (%d/s) ran on each in turn, round after round.", rep.Variants[0].Rate)
+		p("Each setting (or the apps of an earlier commit) on a system of its own, started next to the baseline; the same order step (%d/s) ran on each in turn, round after round.", rep.Variants[0].Rate)
 		p("Change is the median's against the baseline's median, for apps + sidecars; a change smaller than the spread of either is no change.")
 		p("")
 		p("| setting | apps + sidecars ms/order | change | sidecars | servers | p99 | what | caveats |")
