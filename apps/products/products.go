@@ -27,9 +27,6 @@ type Product struct {
 type productRecord struct {
 	Product
 	Holds map[string]Hold `json:"holds,omitempty"`
-	// version is the store's version of the record as ProductStore.Product
-	// read it (not stored): ChangeProductFrom writes against it.
-	version string
 }
 
 // NewProduct is what a client sends to add a product. Pointers tell a missing
@@ -85,11 +82,6 @@ type ProductStore interface {
 	// back only if nobody changed it meanwhile (re-reading and calling
 	// change again otherwise). change answers ErrUnchanged for no write.
 	ChangeProduct(ctx context.Context, id string, change func(p *productRecord) error) (productRecord, error)
-	// ChangeProductFrom is ChangeProduct starting from p, as Product read
-	// it moments ago: its first attempt writes without reading the product
-	// again, and only if nobody changed it since (then it goes on as
-	// ChangeProduct does).
-	ChangeProductFrom(ctx context.Context, p productRecord, change func(p *productRecord) error) (productRecord, error)
 	Products(ctx context.Context, ids []string) ([]productRecord, error)
 
 	// ClaimCatalogPosition takes the next free position of the catalogue;

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -136,11 +137,8 @@ func TestReserveStoreDownChangesNothing(t *testing.T) {
 	assert.Equal(t, before, f.snapshot())
 }
 
-// Two replicas (two Catalogs, each with its own in-process lock, over one
-// store) and 200 concurrent one-unit orders on a stock of 50: exactly 50
-// hold stock, the rest are refused, nothing is oversold.
 // An uncontended reservation is one read of the product and one write: the
-// write starts from the read that decided it may take stock.
+// read under the lock decides, with no read before it.
 func TestReserveReadsTheProductOnce(t *testing.T) {
 	f := newFixture(t)
 	p := f.add(t, "Mug", 100, 5)
@@ -157,6 +155,48 @@ func TestReserveReadsTheProductOnce(t *testing.T) {
 	assert.Equal(t, map[string]Hold{"o-1": {Quantity: 2, PriceCents: 100, At: testNow}}, rec.Holds)
 }
 
+// While another request of this replica holds a product, a refusal and a
+// replay are answered from a lock-free read, without queueing behind it.
+func TestReserveRefusesAndReplaysWithoutQueueing(t *testing.T) {
+	f := newFixture(t)
+	p := f.add(t, "Mug", 100, 5)
+	_, _, err := reserve(t, f.catalog, p.ID, "o-1", 2)
+	require.NoError(t, err)
+	unlock := f.catalog.locks.Lock(p.ID) // another reservation at work
+	defer unlock()
+
+	answered := make(chan error, 2)
+	go func() { _, _, err := reserve(t, f.catalog, p.ID, "o-2", 4); answered <- err }()
+	go func() {
+		_, replayed, err := reserve(t, f.catalog, p.ID, "o-1", 2)
+		if err == nil && !replayed {
+			err = errors.New("not a replay")
+		}
+		answered <- err
+	}()
+
+	var refusals, replays int
+	for range 2 {
+		select {
+		case err := <-answered:
+			var e *api.Error
+			if errors.As(err, &e) && e.Code == api.CodeInsufficientStock {
+				refusals++
+			} else {
+				require.NoError(t, err)
+				replays++
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a refusal or a replay waited for the product's lock")
+		}
+	}
+	assert.Equal(t, 1, refusals)
+	assert.Equal(t, 1, replays)
+}
+
+// Two replicas (two Catalogs, each with its own in-process lock, over one
+// store) and 200 concurrent one-unit orders on a stock of 50: exactly 50
+// hold stock, the rest are refused, nothing is oversold.
 func TestReserveRacingAcrossTwoReplicas(t *testing.T) {
 	f := newFixture(t)
 	p := f.add(t, "Mug", 100, 50)

@@ -33,11 +33,10 @@ func pageKey(n int64) string { return "catalog/" + strconv.FormatInt(n, 10) }
 
 func (s stateCatalog) Product(ctx context.Context, id string) (productRecord, error) {
 	var p productRecord
-	etag, err := s.store.Read(ctx, "product/"+id, &p)
+	_, err := s.store.Read(ctx, "product/"+id, &p)
 	if errors.Is(err, sidecar.ErrNotFound) {
 		return productRecord{}, ErrNotFound
 	}
-	p.version = etag
 	return p, err
 }
 
@@ -46,18 +45,7 @@ func (s stateCatalog) InsertProduct(ctx context.Context, p productRecord) error 
 }
 
 func (s stateCatalog) ChangeProduct(ctx context.Context, id string, change func(p *productRecord) error) (productRecord, error) {
-	p, err := sidecar.Modify(ctx, s.store, "product/"+id, changeFound(change))
-	return p, contendedErr(err)
-}
-
-func (s stateCatalog) ChangeProductFrom(ctx context.Context, p productRecord, change func(p *productRecord) error) (productRecord, error) {
-	p, err := sidecar.ModifyFrom(ctx, s.store, "product/"+p.ID, p, p.version, changeFound(change))
-	return p, contendedErr(err)
-}
-
-// changeFound adapts a change of an existing product to sidecar.Modify.
-func changeFound(change func(p *productRecord) error) func(p *productRecord, found bool) error {
-	return func(p *productRecord, found bool) error {
+	p, err := sidecar.Modify(ctx, s.store, "product/"+id, func(p *productRecord, found bool) error {
 		if !found {
 			return ErrNotFound
 		}
@@ -66,7 +54,8 @@ func changeFound(change func(p *productRecord) error) func(p *productRecord, fou
 			return sidecar.ErrUnchanged
 		}
 		return err
-	}
+	})
+	return p, contendedErr(err)
 }
 
 func (s stateCatalog) Products(ctx context.Context, ids []string) ([]productRecord, error) {

@@ -26,6 +26,8 @@ type variant struct {
 
 // variants are the settings BENCH_VARIANTS may name.
 var variants = map[string]variant{
+	"fresh": {"the system as it ships, started fresh like every other setting here (the baseline has the order ramp's data behind it): the fair reference for the others",
+		func(*harness.Options) {}},
 	"log-warn": {"every sidecar with `--log-level warn` (shipped: info)",
 		everySidecar("--log-level", "warn")},
 	"no-metrics": {"every sidecar with `--enable-metrics=false` (the gateway's /api/status reads these metrics: a measure of their cost, not a cut as is)",
