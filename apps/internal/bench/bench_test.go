@@ -29,7 +29,7 @@ var (
 	profileRate   = envInts("BENCH_PROFILE_RATE", []int{100})[0]
 	profileFor    = envDuration("BENCH_PROFILE", 10*time.Second)
 	variantRate   = envInts("BENCH_VARIANT_RATE", []int{100})[0]
-	variantNames  = envList("BENCH_VARIANTS", []string{"log-warn", "no-metrics", "gogc-200"})
+	variantNames  = envList("BENCH_VARIANTS", []string{"fresh", "log-warn", "no-metrics", "gogc-200"})
 	// beforeRev, a git revision, adds the apps built from it to the
 	// settings compared (BENCH_BEFORE): a code change measured before and
 	// after in the same rounds.
