@@ -110,8 +110,8 @@ func compareVariants(b *bench, base *harness.System, baseMeter *meter, baseTarge
 			}
 			s := attackAll(t, c.m, c.name, c.targets, variantRate, stepDuration)
 			c.steps = append(c.steps, s)
-			t.Logf("%s at %d/s, run %d: p99 %v errors %d; CPU per order: apps+sidecars %.2f ms (sidecars %.2f), servers %.2f ms",
-				c.name, variantRate, round+1, s.P99, s.Errors, s.CPU.System, s.CPU.Sidecar, s.CPU.Servers)
+			t.Logf("%s at %d/s, run %d: p99 %v errors %d; CPU per order: apps+sidecars %.2f ms (sidecars %.2f), servers %.2f ms; load average %.1f",
+				c.name, variantRate, round+1, s.P99, s.Errors, s.CPU.System, s.CPU.Sidecar, s.CPU.Servers, s.LoadAvg)
 		}
 	}
 	var out []Config
