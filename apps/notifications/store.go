@@ -72,15 +72,26 @@ func (s stateInbox) DeadLetters(ctx context.Context, from int64, limit int) (Pag
 // there (an earlier delivery, or a concurrent one) keeps its place: it is
 // only made sure to be listed, and added is false.
 func addOnce[T any](ctx context.Context, store *sidecar.Store, log seqLog, key string, v T) (added bool, err error) {
-	var have record[T]
-	_, err = store.Read(ctx, key, &have)
-	switch {
-	case err == nil:
-		return false, log.index(ctx, have.Seq, key)
-	case !errors.Is(err, sidecar.ErrNotFound):
+	// The record and the log's head in one round trip: the head is what a
+	// new record changes next.
+	items, err := store.GetBulk(ctx, []string{key, log.headKey()})
+	if err != nil {
 		return false, err
 	}
-	seq, err := log.next(ctx)
+	var have record[T]
+	head, headFound := sidecar.Item{}, false
+	for _, it := range items {
+		switch it.Key {
+		case key:
+			if err := it.Decode(&have); err != nil {
+				return false, err
+			}
+			return false, log.index(ctx, have.Seq, key)
+		case log.headKey():
+			head, headFound = it, true
+		}
+	}
+	seq, err := log.next(ctx, head, headFound)
 	if err != nil {
 		return false, err
 	}
@@ -190,12 +201,23 @@ func (l seqLog) head(ctx context.Context) (logHead, string, error) {
 	return h, etag, err
 }
 
-// next hands out the next sequence number.
-func (l seqLog) next(ctx context.Context) (int64, error) {
-	h, err := sidecar.Modify(ctx, l.store, l.headKey(), func(h *logHead, _ bool) error {
+// next hands out the next sequence number, starting from the head as the
+// caller read it (found false: there was none yet).
+func (l seqLog) next(ctx context.Context, head sidecar.Item, found bool) (int64, error) {
+	take := func(h *logHead, _ bool) error {
 		h.Next++
 		return nil
-	})
+	}
+	var h logHead
+	var err error
+	if found {
+		if err := head.Decode(&h); err != nil {
+			return 0, err
+		}
+		h, err = sidecar.ModifyFrom(ctx, l.store, l.headKey(), h, head.ETag, take)
+	} else {
+		h, err = sidecar.Modify(ctx, l.store, l.headKey(), take)
+	}
 	return h.Next - 1, err
 }
 

@@ -79,6 +79,30 @@ func TestStateInboxPagesAUsersNotifications(t *testing.T) {
 	}
 }
 
+// A user's next notification costs two reads (the record and the log's head
+// in one bulk read, then the log's page) and three writes (the head, the
+// record, the page).
+func TestStateInboxAddRoundTrips(t *testing.T) {
+	s, fake := newStateInbox(t, 0)
+	_, err := s.Add(t.Context(), note("u-1", 0))
+	require.NoError(t, err)
+	calls := func() map[string]int {
+		return map[string]int{"GetState": fake.Calls("GetState"), "GetBulkState": fake.Calls("GetBulkState"), "SaveState": fake.Calls("SaveState")}
+	}
+	before := calls()
+
+	added, err := s.Add(t.Context(), note("u-1", 1))
+
+	require.NoError(t, err)
+	require.True(t, added)
+	after := calls()
+	for method, want := range map[string]int{"GetBulkState": 1, "GetState": 1, "SaveState": 3} {
+		assert.Equal(t, want, after[method]-before[method], method)
+	}
+	got, _ := readAll(t, s, "u-1", 10)
+	assert.Equal(t, []string{note("u-1", 0).EventID, note("u-1", 1).EventID}, got)
+}
+
 func TestStateInboxAddIsIdempotent(t *testing.T) {
 	s, _ := newStateInbox(t, 0)
 	added, err := s.Add(t.Context(), note("u-1", 0))

@@ -76,23 +76,28 @@ func (c *Catalog) Reserve(ctx context.Context, productID string, req Reservation
 	q := *req.Quantity
 	res = Reservation{OrderID: req.OrderID, ProductID: productID, Quantity: q, Status: reservationReserved}
 
-	// A refusal or a replay needs no lock: what a fresh read shows is a true
-	// answer at that moment. Only reservations that may take stock queue up.
-	if cur, err := c.store.Product(ctx, productID); err == nil {
-		if h, ok := cur.Holds[req.OrderID]; ok && h.Quantity == q {
-			res.PriceCents, res.CreatedAt = h.PriceCents, h.At
-			return res, true, nil
-		}
-		if cur.Stock < q {
-			return Reservation{}, false, api.Errorf(api.CodeInsufficientStock, "product %s has %d in stock, %d asked", productID, cur.Stock, q)
-		}
-	} else if errors.Is(err, ErrNotFound) {
-		return Reservation{}, false, api.Errorf(api.CodeNotFound, "product %q not found", productID)
-	}
-
 	// Within one replica, reservations of one product queue up here instead
 	// of failing each other's ETag checks; across replicas the ETag decides.
-	unlock := c.locks.Lock(productID)
+	// Free, the lock is taken at once and the one read under it decides
+	// (one read and one write per reservation). Held by others, a refusal
+	// or a replay needs no place in the queue: what a fresh read shows is a
+	// true answer at that moment, so only reservations that may take stock
+	// wait.
+	unlock, free := c.locks.TryLock(productID)
+	if !free {
+		if cur, err := c.store.Product(ctx, productID); err == nil {
+			if h, ok := cur.Holds[req.OrderID]; ok && h.Quantity == q {
+				res.PriceCents, res.CreatedAt = h.PriceCents, h.At
+				return res, true, nil
+			}
+			if cur.Stock < q {
+				return Reservation{}, false, api.Errorf(api.CodeInsufficientStock, "product %s has %d in stock, %d asked", productID, cur.Stock, q)
+			}
+		} else if errors.Is(err, ErrNotFound) {
+			return Reservation{}, false, api.Errorf(api.CodeNotFound, "product %q not found", productID)
+		}
+		unlock = c.locks.Lock(productID)
+	}
 	defer unlock()
 	_, err = c.store.ChangeProduct(ctx, productID, func(p *productRecord) error {
 		replayed = false

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -134,6 +135,63 @@ func TestReserveStoreDownChangesNothing(t *testing.T) {
 
 	assert.ErrorIs(t, err, api.ErrUnavailable)
 	assert.Equal(t, before, f.snapshot())
+}
+
+// An uncontended reservation is one read of the product and one write: the
+// read under the lock decides, with no read before it.
+func TestReserveReadsTheProductOnce(t *testing.T) {
+	f := newFixture(t)
+	p := f.add(t, "Mug", 100, 5)
+	reads, saves := f.fake.Calls("GetState"), f.fake.Calls("SaveState")
+
+	_, replayed, err := reserve(t, f.catalog, p.ID, "o-1", 2)
+
+	require.NoError(t, err)
+	assert.False(t, replayed)
+	assert.Equal(t, 1, f.fake.Calls("GetState")-reads, "reads")
+	assert.Equal(t, 1, f.fake.Calls("SaveState")-saves, "writes")
+	rec := f.record(t, p.ID)
+	assert.Equal(t, int64(3), rec.Stock)
+	assert.Equal(t, map[string]Hold{"o-1": {Quantity: 2, PriceCents: 100, At: testNow}}, rec.Holds)
+}
+
+// While another request of this replica holds a product, a refusal and a
+// replay are answered from a lock-free read, without queueing behind it.
+func TestReserveRefusesAndReplaysWithoutQueueing(t *testing.T) {
+	f := newFixture(t)
+	p := f.add(t, "Mug", 100, 5)
+	_, _, err := reserve(t, f.catalog, p.ID, "o-1", 2)
+	require.NoError(t, err)
+	unlock := f.catalog.locks.Lock(p.ID) // another reservation at work
+	defer unlock()
+
+	answered := make(chan error, 2)
+	go func() { _, _, err := reserve(t, f.catalog, p.ID, "o-2", 4); answered <- err }()
+	go func() {
+		_, replayed, err := reserve(t, f.catalog, p.ID, "o-1", 2)
+		if err == nil && !replayed {
+			err = errors.New("not a replay")
+		}
+		answered <- err
+	}()
+
+	var refusals, replays int
+	for range 2 {
+		select {
+		case err := <-answered:
+			var e *api.Error
+			if errors.As(err, &e) && e.Code == api.CodeInsufficientStock {
+				refusals++
+			} else {
+				require.NoError(t, err)
+				replays++
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a refusal or a replay waited for the product's lock")
+		}
+	}
+	assert.Equal(t, 1, refusals)
+	assert.Equal(t, 1, replays)
 }
 
 // Two replicas (two Catalogs, each with its own in-process lock, over one

@@ -29,7 +29,11 @@ var (
 	profileRate   = envInts("BENCH_PROFILE_RATE", []int{100})[0]
 	profileFor    = envDuration("BENCH_PROFILE", 10*time.Second)
 	variantRate   = envInts("BENCH_VARIANT_RATE", []int{100})[0]
-	variantNames  = envList("BENCH_VARIANTS", []string{"log-warn", "no-metrics", "gogc-200"})
+	variantNames  = envList("BENCH_VARIANTS", []string{"fresh", "log-warn", "no-metrics", "gogc-200"})
+	// beforeRev, a git revision, adds the apps built from it to the
+	// settings compared (BENCH_BEFORE): a code change measured before and
+	// after in the same rounds.
+	beforeRev = strings.TrimSpace(os.Getenv("BENCH_BEFORE"))
 	// budget bounds the whole run: once spent, the remaining steps are
 	// skipped and the report says which.
 	budget = envDuration("BENCH_BUDGET", 12*time.Minute)
@@ -84,24 +88,29 @@ type Step struct {
 	Processes  []Usage        `json:"processes"`
 	CPU        Totals         `json:"cpu_ms_per_request"`
 	Settled    bool           `json:"settled_before"` // the system was idle when the step began
+	// LoadAvg is the machine's 1-minute load average as the step began:
+	// other work on the shared cores, beside the system's own.
+	LoadAvg float64 `json:"load_average_1m"`
 }
 
 // Config is one configuration (a rate, a sidecar setting) run `runs` times.
 type Config struct {
-	Name  string    `json:"name"`
-	Note  string    `json:"note,omitempty"`
-	Rate  int       `json:"rate"`
-	Runs  []Step    `json:"runs"`
-	P50   Spread    `json:"p50_ms"`
-	P99   Spread    `json:"p99_ms"`
-	Tput  Spread    `json:"throughput"`
-	Apps  Spread    `json:"apps_cpu_ms_per_order"`
-	Side  Spread    `json:"sidecars_cpu_ms_per_order"`
-	Sys   Spread    `json:"apps_and_sidecars_cpu_ms_per_order"`
-	Serv  Spread    `json:"servers_cpu_ms_per_order"`
-	All   Spread    `json:"all_cpu_ms_per_order"`
-	Load  Spread    `json:"load_generator_cpu_ms_per_order"`
-	Procs []ProcCPU `json:"per_process"`
+	Name string `json:"name"`
+	Note string `json:"note,omitempty"`
+	Rate int    `json:"rate"`
+	Runs []Step `json:"runs"`
+	P50  Spread `json:"p50_ms"`
+	P99  Spread `json:"p99_ms"`
+	Tput Spread `json:"throughput"`
+	Apps Spread `json:"apps_cpu_ms_per_order"`
+	Side Spread `json:"sidecars_cpu_ms_per_order"`
+	Sys  Spread `json:"apps_and_sidecars_cpu_ms_per_order"`
+	Serv Spread `json:"servers_cpu_ms_per_order"`
+	All  Spread `json:"all_cpu_ms_per_order"`
+	Load Spread `json:"load_generator_cpu_ms_per_order"`
+	// LoadAvg is the machine's 1-minute load average as each run began.
+	LoadAvg Spread    `json:"load_average_1m"`
+	Procs   []ProcCPU `json:"per_process"`
 	// Median is the index in Runs of the median run by p99.
 	Median int `json:"median_run"`
 	// Unsettled counts the runs that began before the system was idle
@@ -158,6 +167,7 @@ func summarize(name, note string, rate int, steps []Step) Config {
 	c.Serv = pick(func(s Step) float64 { return s.CPU.Servers })
 	c.All = pick(func(s Step) float64 { return s.CPU.All })
 	c.Load = pick(func(s Step) float64 { return s.CPU.Load })
+	c.LoadAvg = pick(func(s Step) float64 { return s.LoadAvg })
 	var p99s []float64
 	for _, s := range steps {
 		p := msf(s.P99)
@@ -258,7 +268,7 @@ func TestBench(t *testing.T) {
 		t.Logf("bench: profiles took %v", time.Since(phase).Round(time.Second))
 	}
 
-	if len(variantNames) > 0 && !b.spent("sidecar settings") {
+	if (len(variantNames) > 0 || beforeRev != "") && !b.spent("sidecar settings") {
 		phase = time.Now()
 		b.rep.Variants = compareVariants(b, sys, m, targets)
 		t.Logf("bench: sidecar settings took %v", time.Since(phase).Round(time.Second))
@@ -295,8 +305,8 @@ func orderPlacement(b *bench, m *meter, targets []vegeta.Target) ([]Config, int)
 		var steps []Step
 		for i := range runs {
 			s := attackAll(b.t, m, "orders", targets, rate, stepDuration)
-			b.t.Logf("orders at %d/s, run %d: p50 %v p99 %v errors %d; CPU per order: apps+sidecars %.2f ms, servers %.2f ms, load generator %.2f ms",
-				rate, i+1, s.P50, s.P99, s.Errors, s.CPU.System, s.CPU.Servers, s.CPU.Load)
+			b.t.Logf("orders at %d/s, run %d: p50 %v p99 %v errors %d; CPU per order: apps+sidecars %.2f ms, servers %.2f ms, load generator %.2f ms; load average %.1f",
+				rate, i+1, s.P50, s.P99, s.Errors, s.CPU.System, s.CPU.Servers, s.CPU.Load, s.LoadAvg)
 			steps = append(steps, s)
 		}
 		c := summarize(fmt.Sprintf("orders at %d/s", rate), "", rate, steps)
@@ -316,6 +326,7 @@ func attackAll(t *testing.T, m *meter, name string, targets []vegeta.Target, rat
 	_, settled := m.settle(15 * time.Second)
 	attacker := vegeta.NewAttacker(vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true), vegeta.Connections(1024), vegeta.MaxWorkers(2048))
 	procs := m.procs()
+	load := loadAverage()
 	before := m.read(procs)
 	var mt vegeta.Metrics
 	for res := range attacker.Attack(vegeta.NewStaticTargeter(targets...), vegeta.Rate{Freq: rate, Per: time.Second}, d, name) {
@@ -326,7 +337,7 @@ func attackAll(t *testing.T, m *meter, name string, targets []vegeta.Target, rat
 	s := Step{
 		Name: name, Rate: rate, Duration: d, Throughput: mt.Throughput,
 		P50: mt.Latencies.P50, P90: mt.Latencies.P90, P99: mt.Latencies.P99, Max: mt.Latencies.Max,
-		Requests: mt.Requests, Codes: mt.StatusCodes, Settled: settled,
+		Requests: mt.Requests, Codes: mt.StatusCodes, Settled: settled, LoadAvg: load,
 	}
 	for code, n := range mt.StatusCodes {
 		if !strings.HasPrefix(code, "2") {
@@ -338,6 +349,17 @@ func attackAll(t *testing.T, m *meter, name string, targets []vegeta.Target, rat
 	s.Processes = usage(before, after, int(s.Requests))
 	s.CPU = totals(s.Processes)
 	return s
+}
+
+// loadAverage is the machine's 1-minute load average (/proc/loadavg), 0
+// when it cannot be read.
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(data) + " 0")[0], 64)
+	return f
 }
 
 func machine() Machine {

@@ -62,12 +62,12 @@ func markdown(rep Report) string {
 	p("apps + sidecars (and Sentry); servers (Redis and RabbitMQ whole, PostgreSQL's shared processes and only the backends")
 	p("serving this system); the load generator (this test process) apart.")
 	p("")
-	p("| rate/s | apps + sidecars | apps | sidecars | servers | all | load generator | p50 | p99 | errors (median run) | held | caveats |")
-	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	p("| rate/s | apps + sidecars | apps | sidecars | servers | all | load generator | p50 | p99 | errors (median run) | held | load average (1 min) | caveats |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, c := range rep.Orders {
 		m := c.Runs[c.Median]
-		p("| %d | **%s** | %s | %s | %s | %s | %s | %s ms | %s ms | %d | %s | %s |", c.Rate, sp(c.Sys), sp(c.Apps), sp(c.Side), sp(c.Serv), sp(c.All), sp(c.Load),
-			sp(c.P50), sp(c.P99), m.Errors, yes(c.Held()), c.caveat())
+		p("| %d | **%s** | %s | %s | %s | %s | %s | %s ms | %s ms | %d | %s | %s | %s |", c.Rate, sp(c.Sys), sp(c.Apps), sp(c.Side), sp(c.Serv), sp(c.All), sp(c.Load),
+			sp(c.P50), sp(c.P99), m.Errors, yes(c.Held()), loads(c.LoadAvg), c.caveat())
 	}
 	p("")
 	p("Highest rate held with p99 ≤ %v and no errors in the median run: **%d orders/s**.", p99Limit, rep.HighestOrderRate)
@@ -113,20 +113,26 @@ func markdown(rep Report) string {
 
 	if len(rep.Variants) > 0 {
 		p("")
-		p("## Sidecar settings, same run")
+		p("## Sidecar settings and earlier apps (BENCH_BEFORE), same run")
 		p("")
-		p("Each setting on a system of its own, started next to the baseline; the same order step (%d/s) ran on each in turn, round after round.", rep.Variants[0].Rate)
-		p("Change is the median's against the baseline's median, for apps + sidecars; a change smaller than the spread of either is no change.")
+		p("Each setting (or the apps of an earlier commit) on a system of its own, started next to the baseline; the same order step (%d/s) ran on each in turn, round after round.", rep.Variants[0].Rate)
+		ref := rep.Variants[0]
+		for _, c := range rep.Variants {
+			if c.Name == "fresh" {
+				ref = c // started like the others: the fair reference
+			}
+		}
+		p("Change is the median's against the median of %q, for apps + sidecars; a change smaller than the spread of either is no change.", ref.Name)
 		p("")
-		p("| setting | apps + sidecars ms/order | change | sidecars | servers | p99 | what | caveats |")
-		p("| --- | --- | --- | --- | --- | --- | --- | --- |")
-		base := rep.Variants[0].Sys.Median
+		p("| setting | apps + sidecars ms/order | change | sidecars | servers | p99 | load average (1 min) | what | caveats |")
+		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+		base := ref.Sys.Median
 		for _, c := range rep.Variants {
 			change := "—"
-			if c.Name != "baseline" && base > 0 {
+			if c.Name != ref.Name && base > 0 {
 				change = fmt.Sprintf("%+.1f%%", 100*(c.Sys.Median-base)/base)
 			}
-			p("| %s | **%s** | %s | %s | %s | %s ms | %s | %s |", c.Name, sp(c.Sys), change, sp(c.Side), sp(c.Serv), sp(c.P99), c.Note, c.caveat())
+			p("| %s | **%s** | %s | %s | %s | %s ms | %s | %s | %s |", c.Name, sp(c.Sys), change, sp(c.Side), sp(c.Serv), sp(c.P99), loads(c.LoadAvg), c.Note, c.caveat())
 		}
 	}
 
@@ -210,6 +216,12 @@ func shortFunc(fn string) string {
 }
 
 // sp prints a spread as "median (min–max)" with ✓ or ✗ for its stability.
+// loads prints load averages as median (min–max), without a stability mark:
+// the load is a condition of the runs, not a figure of the system.
+func loads(s Spread) string {
+	return fmt.Sprintf("%.1f (%.1f–%.1f)", s.Median, s.Min, s.Max)
+}
+
 func sp(s Spread) string {
 	if s.Runs == 0 {
 		return "—"

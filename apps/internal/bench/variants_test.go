@@ -3,9 +3,14 @@
 package bench
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -21,6 +26,8 @@ type variant struct {
 
 // variants are the settings BENCH_VARIANTS may name.
 var variants = map[string]variant{
+	"fresh": {"the system as it ships, started fresh like every other setting here (the baseline has the order ramp's data behind it): the fair reference for the others",
+		func(*harness.Options) {}},
 	"log-warn": {"every sidecar with `--log-level warn` (shipped: info)",
 		everySidecar("--log-level", "warn")},
 	"no-metrics": {"every sidecar with `--enable-metrics=false` (the gateway's /api/status reads these metrics: a measure of their cost, not a cut as is)",
@@ -60,6 +67,15 @@ func compareVariants(b *bench, base *harness.System, baseMeter *meter, baseTarge
 		steps      []Step
 	}
 	configs := []*config{{name: "baseline", note: "the system as it ships (the one measured above)", m: baseMeter, targets: baseTargets}}
+	if beforeRev != "" {
+		start := time.Now()
+		sys := harness.Start(t, harness.Options{AppBinaries: appsAt(t, beforeRev)})
+		defer sys.Stop()
+		configs = append(configs, &config{name: "apps at " + beforeRev,
+			note: "the apps built from commit " + beforeRev + " (BENCH_BEFORE), with this checkout's sidecars and resources: before and after a code change, in the same rounds",
+			m:    newMeter(sys), targets: orderTargets(t, sys)})
+		t.Logf("bench: apps at %s started in %v", beforeRev, time.Since(start).Round(time.Second))
+	}
 	for _, name := range variantNames {
 		v, ok := variants[name]
 		if !ok {
@@ -94,8 +110,8 @@ func compareVariants(b *bench, base *harness.System, baseMeter *meter, baseTarge
 			}
 			s := attackAll(t, c.m, c.name, c.targets, variantRate, stepDuration)
 			c.steps = append(c.steps, s)
-			t.Logf("%s at %d/s, run %d: p99 %v errors %d; CPU per order: apps+sidecars %.2f ms (sidecars %.2f), servers %.2f ms",
-				c.name, variantRate, round+1, s.P99, s.Errors, s.CPU.System, s.CPU.Sidecar, s.CPU.Servers)
+			t.Logf("%s at %d/s, run %d: p99 %v errors %d; CPU per order: apps+sidecars %.2f ms (sidecars %.2f), servers %.2f ms; load average %.1f",
+				c.name, variantRate, round+1, s.P99, s.Errors, s.CPU.System, s.CPU.Sidecar, s.CPU.Servers, s.LoadAvg)
 		}
 	}
 	var out []Config
@@ -103,4 +119,43 @@ func compareVariants(b *bench, base *harness.System, baseMeter *meter, baseTarge
 		out = append(out, summarize(c.name, c.note, variantRate, c.steps))
 	}
 	return out
+}
+
+// appsAt builds the six apps as they were at git revision rev, from a copy
+// of the tree at that revision (git archive), and returns the directory of
+// the binaries.
+func appsAt(t *testing.T, rev string) string {
+	t.Helper()
+	start := time.Now()
+	dir := t.TempDir()
+	src, bins := filepath.Join(dir, "src"), filepath.Join(dir, "bin")
+	for _, d := range []string{src, bins} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	tarball := filepath.Join(dir, "src.tar")
+	args := []string{"build", "-o", bins + "/"}
+	for _, a := range harness.Apps {
+		args = append(args, "./apps/"+a)
+	}
+	for _, step := range []struct {
+		dir  string
+		name string
+		args []string
+	}{
+		{harness.RepoRoot(t), "git", []string{"archive", "--format=tar", "-o", tarball, rev}},
+		{src, "tar", []string{"-xf", tarball}},
+		{src, "nice", append([]string{"-n", "5", "go"}, args...)},
+	} {
+		cmd := exec.CommandContext(ctx, step.name, step.args...)
+		cmd.Dir = step.dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("bench: BENCH_BEFORE=%s: %s %s: %v\n%s", rev, step.name, strings.Join(step.args, " "), err, out)
+		}
+	}
+	t.Logf("bench: apps at %s built in %v", rev, time.Since(start).Round(time.Second))
+	return bins
 }

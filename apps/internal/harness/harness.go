@@ -108,6 +108,10 @@ type Options struct {
 	// SidecarEnv adds KEY=VALUE environment entries to an app's daprd (by
 	// the app's plain name): Go runtime settings such as GOGC.
 	SidecarEnv map[string][]string
+	// AppBinaries is a directory holding the six apps' binaries (named as
+	// the apps) to run instead of the ones built from this checkout: the
+	// bench runs the apps of an earlier commit beside the current ones.
+	AppBinaries string
 }
 
 // System is a running ordermesh.
@@ -204,8 +208,11 @@ func Prepare(t testing.TB, opts Options) *System {
 		reps:   map[string][]*App{},
 		infra:  opts.Infra.withDefaults(),
 		daprd:  DaprdPath(t),
-		bins:   appBinaries(t),
+		bins:   opts.AppBinaries,
 		client: &http.Client{Timeout: 10 * time.Second},
+	}
+	if s.bins == "" {
+		s.bins = appBinaries(t)
 	}
 	// The broker's virtual host is removed after the processes stop
 	// (cleanups run last-registered first).

@@ -31,6 +31,27 @@ func (k *Mutex) Lock(key string) (unlock func()) {
 	k.mu.Unlock()
 
 	l.Lock()
+	return k.unlocker(key, l)
+}
+
+// TryLock takes key only if nobody holds it or waits for it, without
+// waiting: ok is false, and nothing is held, when someone does.
+func (k *Mutex) TryLock(key string) (unlock func(), ok bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, inUse := k.locks[key]; inUse {
+		return nil, false
+	}
+	if k.locks == nil {
+		k.locks = map[string]*keyLock{}
+	}
+	l := &keyLock{waiters: 1}
+	l.Lock() // free: nobody else can reach l before k.mu is released
+	k.locks[key] = l
+	return k.unlocker(key, l), true
+}
+
+func (k *Mutex) unlocker(key string, l *keyLock) func() {
 	return func() {
 		l.Unlock()
 		k.mu.Lock()

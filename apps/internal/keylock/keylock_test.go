@@ -4,8 +4,10 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/ordermesh/ordermesh/apps/internal/keylock"
 )
@@ -43,4 +45,30 @@ func TestLockKeysAreIndependent(t *testing.T) {
 	unlockB := m.Lock("b") // would deadlock if keys shared a lock
 	unlockB()
 	unlockA()
+}
+
+func TestTryLockTakesOnlyAFreeKey(t *testing.T) {
+	var m keylock.Mutex
+	unlock, ok := m.TryLock("a")
+	require.True(t, ok, "a free key")
+
+	_, again := m.TryLock("a")
+	assert.False(t, again, "a held key")
+	other, ok := m.TryLock("b")
+	require.True(t, ok, "another key")
+	other()
+
+	waited := make(chan struct{})
+	go func() {
+		release := m.Lock("a") // queues behind the TryLock
+		close(waited)
+		release()
+	}()
+	unlock()
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lock still waits after the TryLock's unlock")
+	}
+	require.Eventually(t, func() bool { return m.Len() == 0 }, 5*time.Second, time.Millisecond, "every key forgotten")
 }

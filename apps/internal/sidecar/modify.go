@@ -41,20 +41,45 @@ var ErrUnchanged = errors.New("unchanged")
 // returns ErrUnchanged when there is nothing to write, or any other error to
 // stop. Modify returns the value as written (or as read, for ErrUnchanged).
 func Modify[T any](ctx context.Context, s *Store, key string, change func(v *T, found bool) error) (T, error) {
-	return modify(ctx, s, key, DefaultRetry, change)
+	return modify(ctx, s, key, DefaultRetry, nil, change)
 }
 
-func modify[T any](ctx context.Context, s *Store, key string, budget RetryBudget, change func(v *T, found bool) error) (T, error) {
+// ModifyFrom is Modify with its first read already made: v is key's value as
+// the caller read it moments ago, with etag (so the key existed). The first
+// attempt writes without reading again; if someone wrote key meanwhile, that
+// write fails its ETag check and ModifyFrom goes on as Modify does, from a
+// fresh read. It saves a round trip to the store where the caller read the
+// value first to decide whether to change it at all. change must not alter
+// what v shares with the caller's copy (maps, slices) in place.
+func ModifyFrom[T any](ctx context.Context, s *Store, key string, v T, etag string, change func(v *T, found bool) error) (T, error) {
+	return modify(ctx, s, key, DefaultRetry, &read[T]{v: v, etag: etag}, change)
+}
+
+// read is a value of a key as read, with its ETag.
+type read[T any] struct {
+	v    T
+	etag string
+}
+
+func modify[T any](ctx context.Context, s *Store, key string, budget RetryBudget, first *read[T], change func(v *T, found bool) error) (T, error) {
 	var zero T
 	for attempt := 1; ; attempt++ {
-		var v T
-		it, found, err := s.Get(ctx, key)
-		if err != nil {
-			return zero, err
-		}
-		if found {
-			if err := it.Decode(&v); err != nil {
+		var (
+			v     T
+			it    Item
+			found bool
+			err   error
+		)
+		if attempt == 1 && first != nil {
+			v, it, found = first.v, Item{Key: key, ETag: first.etag}, true
+		} else {
+			if it, found, err = s.Get(ctx, key); err != nil {
 				return zero, err
+			}
+			if found {
+				if err := it.Decode(&v); err != nil {
+					return zero, err
+				}
 			}
 		}
 		if err := change(&v, found); err != nil {
@@ -76,6 +101,9 @@ func modify[T any](ctx context.Context, s *Store, key string, budget RetryBudget
 		}
 		if attempt >= budget.Attempts {
 			return zero, fmt.Errorf("modify %s/%s: %w", s.name, key, ErrContended)
+		}
+		if attempt == 1 && first != nil {
+			continue // the caller's read was stale: read now, no race lost yet
 		}
 		pause := time.Duration(attempt) * budget.Backoff
 		pause += rand.N(pause/2 + 1)

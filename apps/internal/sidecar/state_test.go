@@ -321,6 +321,53 @@ func TestModifyCreatesAMissingKeyOnce(t *testing.T) {
 	assert.Equal(t, "created", d.ID)
 }
 
+// ModifyFrom writes from the caller's read: one write and no read while
+// nobody changed the key since; a read made stale by another writer is not
+// written over (its ETag check fails) and the change is applied to a fresh
+// read, losing neither update.
+func TestModifyFromWritesFromTheCallersRead(t *testing.T) {
+	tests := []struct {
+		name      string
+		meanwhile *doc // another writer's value between the read and the write
+		want      doc
+		reads     int
+	}{
+		{"fresh read: no second read", nil, doc{ID: "a", N: 8}, 0},
+		{"stale read: read again, nothing lost", &doc{ID: "a", N: 100}, doc{ID: "a", N: 101}, 1},
+	}
+	for _, tt := range tests {
+		for _, f := range flavors {
+			t.Run(tt.name+"/"+f.name, func(t *testing.T) {
+				s, fake := newStore(t, f.flavor)
+				require.NoError(t, s.Insert(t.Context(), "k", doc{ID: "a", N: 7}, 0))
+				var have doc
+				etag, err := s.Read(t.Context(), "k", &have)
+				require.NoError(t, err)
+				if tt.meanwhile != nil {
+					_, err := sidecar.Modify(t.Context(), s, "k", func(d *doc, _ bool) error { *d = *tt.meanwhile; return nil })
+					require.NoError(t, err)
+				}
+				reads, saves := fake.Calls("GetState"), fake.Calls("SaveState")
+
+				got, err := sidecar.ModifyFrom(t.Context(), s, "k", have, etag, func(d *doc, found bool) error {
+					require.True(t, found)
+					d.N++
+					return nil
+				})
+
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, got)
+				var stored doc
+				_, err = s.Read(t.Context(), "k", &stored)
+				require.NoError(t, err)
+				assert.Equal(t, tt.want, stored)
+				assert.Equal(t, tt.reads, fake.Calls("GetState")-reads-1, "reads by ModifyFrom (the check's own read not counted)")
+				assert.Equal(t, tt.reads+1, fake.Calls("SaveState")-saves, "writes by ModifyFrom")
+			})
+		}
+	}
+}
+
 func TestConnectSendsTheAPIToken(t *testing.T) {
 	tests := []struct {
 		name  string
