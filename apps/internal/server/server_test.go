@@ -36,7 +36,7 @@ func TestServeShutdown(t *testing.T) {
 		delay time.Duration
 	}{
 		{"no delay: stops accepting at once", 0},
-		{"with a delay: serves on, closing each connection after its answer", 2 * time.Second},
+		{"with a delay: serves on, closing each connection after its answer", 3 * time.Second},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
