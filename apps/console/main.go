@@ -54,7 +54,7 @@ func run(ctx context.Context, getenv func(string) string, runFile string, promCo
 		Log:        log,
 	}
 	log.Info("console", "url", "http://"+cfg.ListenAddress(), "apps", len(cfg.Apps), "prometheus", cfg.PrometheusURL, "jaeger", cfg.JaegerURL)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, c), 10*time.Second); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), routes(log, c), server.Shutdown{Drain: 10 * time.Second}); err != nil {
 		return fmt.Errorf("console: %w", err)
 	}
 	return nil

@@ -73,7 +73,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		"GET /api/users/{id}": users,
 		"GET /api/status":     status,
 	})
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), h, cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), h, server.Shutdown{Delay: cfg.ShutdownDelay, Drain: cfg.ShutdownTimeout}); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	return nil

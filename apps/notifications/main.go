@@ -39,7 +39,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		Inbox: stateInbox{store: store, maxDeadLetters: 1000},
 		Now:   func() time.Time { return time.Now().UTC() },
 	}
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), appHandler(cfg.AppAPIToken, log, notifier, ready), cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), appHandler(cfg.AppAPIToken, log, notifier, ready), server.Shutdown{Delay: cfg.ShutdownDelay, Drain: cfg.ShutdownTimeout}); err != nil {
 		return fmt.Errorf("notifications: %w", err)
 	}
 	return nil

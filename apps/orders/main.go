@@ -73,7 +73,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},
 		health.Check{Name: storeName, Probe: store.Ping},
 	)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.RequireAppToken(cfg.AppAPIToken, routes(log, desk, ready)), cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.RequireAppToken(cfg.AppAPIToken, routes(log, desk, ready)), server.Shutdown{Delay: cfg.ShutdownDelay, Drain: cfg.ShutdownTimeout}); err != nil {
 		return fmt.Errorf("orders: %w", err)
 	}
 	return nil

@@ -67,7 +67,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, httpClient, cfg.DaprHTTPEndpoint()) }},
 		health.Check{Name: storeName, Probe: store.Ping},
 	)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), appHandler(cfg.AppAPIToken, log, cashier, ready), cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), appHandler(cfg.AppAPIToken, log, cashier, ready), server.Shutdown{Delay: cfg.ShutdownDelay, Drain: cfg.ShutdownTimeout}); err != nil {
 		return fmt.Errorf("payments: %w", err)
 	}
 	return nil

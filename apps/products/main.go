@@ -56,7 +56,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		health.Check{Name: "sidecar", Probe: func(ctx context.Context) error { return sidecar.Health(ctx, probe, cfg.DaprHTTPEndpoint()) }},
 		health.Check{Name: storeName, Probe: store.Ping},
 	)
-	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.RequireAppToken(cfg.AppAPIToken, routes(log, catalog, ready)), cfg.ShutdownTimeout); err != nil {
+	if err := server.Serve(ctx, log, cfg.ListenAddress(), server.RequireAppToken(cfg.AppAPIToken, routes(log, catalog, ready)), server.Shutdown{Delay: cfg.ShutdownDelay, Drain: cfg.ShutdownTimeout}); err != nil {
 		return fmt.Errorf("products: %w", err)
 	}
 	return nil

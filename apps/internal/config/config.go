@@ -21,6 +21,11 @@ type Sidecar struct {
 	DaprHost string // DAPR_HOST
 	// ShutdownTimeout bounds how long in-flight requests may drain on SIGTERM.
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
+	// ShutdownDelay is how long the app keeps serving after SIGTERM before it
+	// stops accepting, closing each connection after its answer: on
+	// Kubernetes, the time callers need to learn the pod is gone. 0 (the
+	// default) stops accepting at once.
+	ShutdownDelay time.Duration // SHUTDOWN_DELAY
 	// ListenHost is the address the app binds: loopback, since only its own
 	// sidecar calls it. The gateway, the one public app, overrides it.
 	ListenHost string // LISTEN_HOST
@@ -67,6 +72,9 @@ func LoadSidecar(getenv Getenv, appID string, defaultPort int) (Sidecar, error) 
 		return c, err
 	}
 	if c.ShutdownTimeout, err = DurationVar(getenv, "SHUTDOWN_TIMEOUT", c.ShutdownTimeout); err != nil {
+		return c, err
+	}
+	if c.ShutdownDelay, err = DurationVar(getenv, "SHUTDOWN_DELAY", c.ShutdownDelay); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -33,12 +33,12 @@ func TestLoadSidecar(t *testing.T) {
 			name: "every variable overrides its default",
 			vars: map[string]string{
 				"APP_ID": "users-blue", "APP_PORT": "9001", "DAPR_HTTP_PORT": "3600",
-				"DAPR_GRPC_PORT": "50101", "DAPR_HOST": "daprd", "SHUTDOWN_TIMEOUT": "250ms",
+				"DAPR_GRPC_PORT": "50101", "DAPR_HOST": "daprd", "SHUTDOWN_TIMEOUT": "250ms", "SHUTDOWN_DELAY": "30s",
 				"LISTEN_HOST": "0.0.0.0", "DAPR_API_TOKEN": "t-dapr", "APP_API_TOKEN": "t-app", "LOG_LEVEL": "debug",
 			},
 			want: config.Sidecar{
 				AppID: "users-blue", AppPort: 9001, DaprHTTPPort: 3600, DaprGRPCPort: 50101,
-				DaprHost: "daprd", ShutdownTimeout: 250 * time.Millisecond,
+				DaprHost: "daprd", ShutdownTimeout: 250 * time.Millisecond, ShutdownDelay: 30 * time.Second,
 				ListenHost: "0.0.0.0", DaprAPIToken: "t-dapr", AppAPIToken: "t-app", LogLevel: "debug",
 			},
 		},
@@ -82,6 +82,7 @@ func TestLoadSidecarInvalid(t *testing.T) {
 		{"grpc port invalid", map[string]string{"DAPR_GRPC_PORT": "1e3"}, `DAPR_GRPC_PORT="1e3"`},
 		{"shutdown timeout without unit", map[string]string{"SHUTDOWN_TIMEOUT": "10"}, `SHUTDOWN_TIMEOUT="10"`},
 		{"shutdown timeout negative", map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, `SHUTDOWN_TIMEOUT="-1s"`},
+		{"shutdown delay without unit", map[string]string{"SHUTDOWN_DELAY": "30"}, `SHUTDOWN_DELAY="30"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package server runs an app's HTTP server the same way in every app: JSON
 // logs with the app id, request ids, panic recovery, timeouts, and a graceful
-// drain on SIGINT/SIGTERM.
+// shutdown on SIGINT/SIGTERM.
 package server
 
 import (
@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/telemetry"
@@ -27,12 +28,31 @@ func NewLogger(appID, level string) *slog.Logger {
 	return slog.New(telemetry.NewLogHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: lvl}))).With("app_id", appID)
 }
 
-// Serve listens on addr and serves h until ctx ends, then stops accepting
-// connections and waits up to drain for in-flight requests to finish.
-func Serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, drain time.Duration) error {
+// Shutdown is how Serve stops once its context ends.
+type Shutdown struct {
+	// Delay: how long the server keeps serving first, answering every request
+	// with "Connection: close", so each client's keep-alive connection ends
+	// after an answer (never under a request the client is sending) and its
+	// next request opens a new one, which a load balancer that has dropped
+	// this replica sends elsewhere. 0 stops accepting at once.
+	Delay time.Duration
+	// Drain: how long in-flight requests may then take to finish.
+	Drain time.Duration
+}
+
+// Serve listens on addr and serves h until ctx ends; then it keeps serving for
+// stop.Delay, closing each connection after its answer, stops accepting
+// connections and waits up to stop.Drain for in-flight requests to finish.
+func Serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, stop Shutdown) error {
+	var closing atomic.Bool
 	srv := &http.Server{
-		Addr:              addr,
-		Handler:           h,
+		Addr: addr,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if closing.Load() {
+				w.Header().Set("Connection", "close")
+			}
+			h.ServeHTTP(w, r)
+		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -55,8 +75,19 @@ func Serve(ctx context.Context, log *slog.Logger, addr string, h http.Handler, d
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down", "drain", drain.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), drain)
+	if stop.Delay > 0 {
+		log.Info("closing connections after their answers before shutting down", "delay", stop.Delay.String())
+		closing.Store(true)
+		wait := time.NewTimer(stop.Delay)
+		select {
+		case err := <-errc:
+			wait.Stop()
+			return fmt.Errorf("serve: %w", err)
+		case <-wait.C:
+		}
+	}
+	log.Info("shutting down", "drain", stop.Drain.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), stop.Drain)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
