@@ -11,7 +11,8 @@
 # cache untouched, and the build stops if a patch no longer applies exactly
 # once (the upstream file changed).
 #   daprd, sentry: patches/daprd-*.patch (the outbox's retry loop that never stops;
-#                  RabbitMQ publishes reported as confirmed, subscriptions sharing a channel)
+#                  RabbitMQ publishes reported as confirmed, subscriptions sharing a channel;
+#                  invocations kept on a gone replica when the target has a resiliency policy)
 #   dapr CLI:      patches/cli-*.patch   (run files cannot turn the scheduler off)
 #
 # Each binary is kept while its stamp (.dapr/bin/<name>.stamp: a hash of this
