@@ -6,7 +6,8 @@
 # Go build (cached) and a few hashes.
 #   localhost/k8s/pause, localhost/k8s/coredns   the cluster's own (toolchain/)
 #   localhost/dapr/<binary>:<version>            Dapr's control plane and daprd
-#   ordermesh/<app>:local                        the six apps, FROM scratch
+#   ordermesh/<app>:local                        the six apps and the broker
+#                                                topology's declaration, FROM scratch
 #   ordermesh/{redis,postgres,rabbitmq}:local    stand-ins for the official
 #       images, from Debian's packages (dapr/docker/build-images.sh rootfs makes
 #       their root file systems with debootstrap)
@@ -66,6 +67,11 @@ app_images() {
 		CGO_ENABLED=0 go -C "$root" build -trimpath -ldflags "-s -w" -o "$out/$app/app" "./apps/$app"
 		binary_image "app-$app" "ordermesh/$app:local" "$out/$app/app" 65532
 	done
+	# The rabbitmq overlay's init container that declares the broker's
+	# topology (overlays/rabbitmq/topology.yaml).
+	mkdir -p "$out/topology"
+	CGO_ENABLED=0 go -C "$root" build -trimpath -ldflags "-s -w" -o "$out/topology/topology" ./dapr/topology/cmd/topology
+	binary_image app-topology ordermesh/topology:local "$out/topology/topology" 65532
 }
 
 # The stand-ins' image settings, as dapr/docker/build-images.sh gives them.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,6 +58,7 @@ func TestCluster(t *testing.T) {
 	require.NoError(t, c.script(20*time.Minute, "deploy.sh", "rabbitmq"))
 	t.Logf("swapped to the rabbitmq overlay in %s", time.Since(start).Round(time.Second))
 	t.Run("rabbitmq: every pod 2/2, two or more per app", func(t *testing.T) { checkPods(t, c) })
+	t.Run("rabbitmq: the broker's topology declared before the apps", func(t *testing.T) { checkTopology(t, c) })
 	t.Run("rabbitmq: order flow", func(t *testing.T) { orderFlow(t, gw) })
 }
 
@@ -97,6 +99,23 @@ func checkPods(t *testing.T, c *cluster) {
 		}
 	}
 	t.Logf("pods:\n%s", c.mustKubectl("get", "pods", "-o", "wide"))
+}
+
+// checkTopology: every pod that uses orderpubsub declared the exchanges,
+// queues and bindings of every subscription (init container broker-topology)
+// before its app and sidecar started, so an event published before its
+// subscriber first starts waits in its queue.
+func checkTopology(t *testing.T, c *cluster) {
+	c = c.on(t)
+	for _, app := range []string{"orders", "payments", "notifications"} {
+		for _, p := range c.appPods(app) {
+			code := c.mustKubectl("get", "pod", p.Name, "-o",
+				`jsonpath={.status.initContainerStatuses[?(@.name=="broker-topology")].state.terminated.exitCode}`)
+			assert.Equal(t, "0", strings.TrimSpace(code), "%s: exit code of broker-topology", p.Name)
+			assert.Contains(t, c.mustKubectl("logs", p.Name, "-c", "broker-topology"),
+				"3 exchanges, 3 durable queues declared", "%s: broker-topology's log", p.Name)
+		}
+	}
 }
 
 func orderFlow(t *testing.T, gw *gatewayClient) {
