@@ -17,34 +17,37 @@ type Rabbitmqctl struct {
 	Node string
 }
 
-func (r Rabbitmqctl) run(ctx context.Context, args ...string) error {
+// run runs rabbitmqctl on the node, quietly, and returns what it printed
+// on standard output.
+func (r Rabbitmqctl) run(ctx context.Context, args ...string) ([]byte, error) {
 	if r.Node != "" {
 		args = append([]string{"-n", r.Node}, args...)
 	}
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", append(args, "--quiet")...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", append(args, "--quiet")...).Output()
 	if err != nil {
-		return fmt.Errorf("rabbitmqctl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		var stderr []byte
+		if exit, ok := err.(*exec.ExitError); ok {
+			stderr = exit.Stderr
+		}
+		return nil, fmt.Errorf("rabbitmqctl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(stderr)))
 	}
-	return nil
+	return out, nil
 }
 
 // AddVhost creates a virtual host and lets user do everything in it.
 func (r Rabbitmqctl) AddVhost(ctx context.Context, vhost, user string) error {
-	if err := r.run(ctx, "add_vhost", vhost); err != nil {
+	if _, err := r.run(ctx, "add_vhost", vhost); err != nil {
 		return err
 	}
-	return r.run(ctx, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+	_, err := r.run(ctx, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+	return err
 }
 
 // Vhosts lists the broker's virtual hosts.
 func (r Rabbitmqctl) Vhosts(ctx context.Context) ([]string, error) {
-	args := []string{"list_vhosts", "--quiet", "--no-table-headers"}
-	if r.Node != "" {
-		args = append([]string{"-n", r.Node}, args...)
-	}
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).Output()
+	out, err := r.run(ctx, "list_vhosts", "--no-table-headers")
 	if err != nil {
-		return nil, fmt.Errorf("rabbitmqctl list_vhosts: %v", err)
+		return nil, err
 	}
 	return strings.Fields(string(out)), nil
 }
@@ -52,7 +55,8 @@ func (r Rabbitmqctl) Vhosts(ctx context.Context) ([]string, error) {
 // DeleteVhost removes a virtual host with every exchange, queue and message
 // in it.
 func (r Rabbitmqctl) DeleteVhost(ctx context.Context, vhost string) error {
-	return r.run(ctx, "delete_vhost", vhost)
+	_, err := r.run(ctx, "delete_vhost", vhost)
+	return err
 }
 
 // WithVhost returns the AMQP URL amqpURL pointing at vhost, and its user.
@@ -78,13 +82,9 @@ type QueueState struct {
 
 // Queues lists the queues of a virtual host ("/" is the default one).
 func (r Rabbitmqctl) Queues(ctx context.Context, vhost string) ([]QueueState, error) {
-	args := []string{"list_queues", "-p", vhost, "name", "consumers", "messages_ready", "messages_unacknowledged", "--quiet", "--no-table-headers"}
-	if r.Node != "" {
-		args = append([]string{"-n", r.Node}, args...)
-	}
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", args...).Output()
+	out, err := r.run(ctx, "list_queues", "-p", vhost, "name", "consumers", "messages_ready", "messages_unacknowledged", "--no-table-headers")
 	if err != nil {
-		return nil, fmt.Errorf("rabbitmqctl list_queues: %v", err)
+		return nil, err
 	}
 	var queues []QueueState
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
