@@ -104,3 +104,56 @@ func sweepVhosts(ctx context.Context, t testing.TB, ctl topology.Rabbitmqctl) {
 		}
 	}
 }
+
+// InFlight reports how many events of a topic an app's subscription has not
+// settled yet: on RabbitMQ its queue's ready and unacknowledged messages, on
+// Redis Streams its consumer group's pending entries and lag (entries not yet
+// delivered). Zero means every event published so far was handled and
+// acknowledged, whatever order the sidecar delivered them in.
+func (s *System) InFlight(app, topic string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if s.opts.PubSub == "rabbitmq" {
+		vhost := s.Vhost
+		if vhost == "" {
+			vhost = "/"
+		}
+		queues, err := topology.Rabbitmqctl{Node: s.infra.RabbitMQNode}.Queues(ctx, vhost)
+		if err != nil {
+			return 0, err
+		}
+		name := s.appID(app) + "-" + topic
+		for _, q := range queues {
+			if q.Name == name {
+				return q.Ready + q.Unacked, nil
+			}
+		}
+		return 0, fmt.Errorf("no queue %s in virtual host %s", name, vhost)
+	}
+	// XINFO GROUPS answers each group as a flat list of field, value pairs;
+	// "lag" is nil when Redis cannot tell, counted as unknown (-1).
+	script := `if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i+1] end
+  if f['name'] == ARGV[1] then
+    if type(f['lag']) ~= 'number' then return -1 end
+    return f['pending'] + f['lag']
+  end
+end
+return -2`
+	got, err := s.RedisDo("EVAL", script, "1", topic, s.appID(app))
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(got, ":"))
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("stream %s: unexpected reply %q", topic, got)
+	case n == -2:
+		return 0, fmt.Errorf("stream %s has no consumer group %s", topic, s.appID(app))
+	case n == -1:
+		return 0, fmt.Errorf("stream %s: Redis does not know group %s's lag", topic, s.appID(app))
+	}
+	return n, nil
+}
