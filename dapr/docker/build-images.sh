@@ -28,6 +28,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$root/.images
+# Outlives the clone: root file systems by the hash of their inputs.
+cache=${ORDERMESH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ordermesh}
 apps=(gateway users products orders payments notifications)
 dapr_bin=${DAPR_BIN:-$root/.dapr/bin}
 suite=${DEBIAN_SUITE:-bookworm}
@@ -213,12 +215,22 @@ server_key() {
 # server_rootfs NAME MIRROR KEY: the stand-in's root file system in
 # .images/rootfs/NAME (made with debootstrap unless it was made from KEY).
 # No Docker needed: the Kubernetes cluster's images are made from it too
-# (dapr/kubernetes/cluster/images.sh).
+# (dapr/kubernetes/cluster/images.sh). A copy per KEY is kept in the
+# machine's cache ($cache/rootfs), so a fresh clone on the same machine (CI's)
+# copies it in seconds instead of bootstrapping Debian again.
 server_rootfs() {
 	local name=$1 mirror=$2 key=$3
 	local -n packages=${name}_packages
-	local rootfs=$work/rootfs/$name
-	if [ "$(cat "$rootfs.key" 2>/dev/null)" != "$key" ]; then
+	local rootfs=$work/rootfs/$name cached=$cache/rootfs/$name-$3
+	if [ "$(cat "$rootfs.key" 2>/dev/null)" = "$key" ]; then
+		say "reusing the root file system in .images/rootfs/$name"
+	elif [ -d "$cached" ]; then
+		say "copying the root file system of $name from the machine's cache ($cached) ..."
+		rm -rf "$rootfs" "$rootfs.key"
+		mkdir -p "$work/rootfs"
+		cp -a "$cached" "$rootfs"
+		echo "$key" >"$rootfs.key"
+	else
 		command -v debootstrap >/dev/null || die "debootstrap is not installed (Debian: apt-get install debootstrap)"
 		say "debootstrap: a minimal Debian $suite with ${packages[*]} into .images/rootfs/$name, from $mirror (about a minute; log: .images/rootfs/$name.log) ..."
 		rm -rf "$rootfs" "$rootfs.key"
@@ -233,8 +245,16 @@ server_rootfs() {
 		rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/locale/* \
 			"$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*
 		echo "$key" >"$rootfs.key"
-	else
-		say "reusing the root file system in .images/rootfs/$name"
+	fi
+	if [ ! -d "$cached" ]; then
+		# Copied aside first and renamed, so a run cut short never leaves a
+		# half copy where a later one would take it for whole; copies made
+		# from older inputs go.
+		mkdir -p "$cache/rootfs"
+		rm -rf "$cached.partial"
+		cp -a "$rootfs" "$cached.partial"
+		find "$cache/rootfs" -mindepth 1 -maxdepth 1 -name "$name-*" ! -name "$name-$key.partial" -exec rm -rf {} +
+		mv "$cached.partial" "$cached"
 	fi
 }
 
