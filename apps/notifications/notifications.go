@@ -100,6 +100,10 @@ type OrderEvent struct {
 	UserID  string `json:"user_id"`
 }
 
+// ordersTopic is the topic of the order events notifications turns into
+// notifications (dapr/resources/subscriptions.yaml).
+const ordersTopic = "orders"
+
 // errPoison marks an event that can never be handled.
 var errPoison = errors.New("poison event")
 
@@ -134,10 +138,7 @@ func (n *Notifier) HandleOrderEvent(ctx context.Context, ce events.CloudEvent) (
 // HandleDeadLetter keeps an event that was dropped, with the reason it could
 // not be handled.
 func (n *Notifier) HandleDeadLetter(ctx context.Context, ce events.CloudEvent, raw []byte) (events.Outcome, error) {
-	reason := "handling failed after every retry"
-	if _, err := decodeOrderEvent(ce); err != nil {
-		reason = err.Error()
-	}
+	reason := deadLetterReason(ce)
 	id := ce.ID
 	if id == "" {
 		sum := sha256.Sum256(raw)
@@ -172,6 +173,23 @@ func (n *Notifier) DeadLetters(ctx context.Context, req PageRequest) (Page[DeadL
 		return Page[DeadLetter]{}, err
 	}
 	return n.Inbox.DeadLetters(ctx, from, limit)
+}
+
+// deadLetterReason says why an event was most likely dropped: an order event
+// notifications itself could not take is judged as it judged it; an event
+// of another topic was dropped by that topic's own subscriber (orders drops
+// a payment event naming an unknown order), whose reason only its logs keep.
+func deadLetterReason(ce events.CloudEvent) string {
+	switch {
+	case ce.ID == "":
+		return errPoison.Error() + ": the CloudEvent has no id"
+	case ce.Topic != "" && ce.Topic != ordersTopic:
+		return fmt.Sprintf("dropped by its subscriber of topic %q (refused, or failed after every retry; that subscriber's log says why)", ce.Topic)
+	}
+	if _, err := decodeOrderEvent(ce); err != nil {
+		return err.Error()
+	}
+	return "handling failed after every retry"
 }
 
 func decodeOrderEvent(ce events.CloudEvent) (OrderEvent, error) {

@@ -347,6 +347,14 @@ func TestHandleDeadLetter(t *testing.T) {
 			wantEvent:  `{"id":"ev-3","topic":"orders","data":{"type":"order_created","order_id":"o-1","user_id":"u-1"}}`,
 		},
 		{
+			name:       "a payment event orders dropped",
+			raw:        `{"id":"ev-4","topic":"payments","data":{"type":"payment_completed","order_id":"o-404","payment_id":"p-1"}}`,
+			wantID:     "ev-4",
+			wantTopic:  "payments",
+			wantReason: `dropped by its subscriber of topic "payments"`,
+			wantEvent:  `{"id":"ev-4","topic":"payments","data":{"type":"payment_completed","order_id":"o-404","payment_id":"p-1"}}`,
+		},
+		{
 			name:       "no CloudEvent id",
 			raw:        `{"topic":"payments","data":{"type":"order_created","order_id":"o-1","user_id":"u-1"}}`,
 			wantTopic:  "payments",
