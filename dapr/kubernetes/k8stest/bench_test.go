@@ -55,6 +55,12 @@ func TestBench(t *testing.T) {
 	warm := attack(targets, 50, 2*time.Second)
 	t.Logf("k8s bench: warm-up (50/s for 2s, not measured) in %s: %d orders, answers %v", time.Since(phase).Round(time.Second), warm.Requests, warm.StatusCodes)
 
+	phase = time.Now()
+	rep.Rest = atRest(t, c, step)
+	t.Logf("k8s bench: at rest for %v (no orders) in %s: apps %.0f mCPU, sidecars %.0f, servers %.0f, Dapr control plane %.0f, Kubernetes %.0f; the machine %.2f cores busy",
+		step, time.Since(phase).Round(time.Second), rep.Rest.Groups[groupApp], rep.Rest.Groups[groupSidecar], rep.Rest.Groups[groupServer],
+		rep.Rest.Groups[groupControl], rep.Rest.Groups[groupKube], rep.Rest.BusyCores)
+
 	for i := range runs {
 		phase = time.Now()
 		r := measure(t, c, targets, rate, step)
@@ -100,6 +106,36 @@ func attack(targets []vegeta.Target, rate int, d time.Duration) vegeta.Metrics {
 	}
 	m.Close()
 	return m
+}
+
+// restCPU is what the cluster uses with no orders, averaged over a step:
+// the part of every run's CPU that is not the orders' (probes, health
+// checks, metrics, the control planes' loops).
+type restCPU struct {
+	Seconds   float64            `json:"seconds"`
+	Groups    map[string]float64 `json:"millicpu_by_group"`
+	Kinds     []kindUsage        `json:"per_kind"`
+	BusyCores float64            `json:"machine_busy_cores"`
+}
+
+// atRest measures the cluster for d with no load, once it is idle.
+func atRest(t *testing.T, c *cluster, d time.Duration) restCPU {
+	t.Helper()
+	srcs := c.cpuSources(cgroupRoot)
+	settle(srcs, 20*time.Second)
+	before := read(srcs)
+	time.Sleep(d) // the measuring window itself, as a run's attack is
+	after := read(srcs)
+	kinds, missing := usage(srcs, before, after, 0)
+	if len(missing) > 0 {
+		t.Errorf("at rest: CPU not read at both ends: %s", strings.Join(missing, ", "))
+	}
+	r := restCPU{Seconds: after.at.Sub(before.at).Seconds(), Groups: map[string]float64{}, Kinds: kinds,
+		BusyCores: totalsOf(nil, before, after, 0).BusyCores}
+	for _, k := range kinds {
+		r.Groups[k.Group] += k.MilliCPU
+	}
+	return r
 }
 
 // benchRun is one measured run.
@@ -184,6 +220,7 @@ type benchReport struct {
 	Pods       map[string]int `json:"ready_pods"` // per app and server
 	Rate       int            `json:"rate"`
 	Step       time.Duration  `json:"step"`
+	Rest       restCPU        `json:"at_rest"`
 	Runs       []benchRun     `json:"runs"`
 
 	LoadAvg spread    `json:"load_average_1m"`
@@ -207,6 +244,7 @@ type cpuSpread struct {
 	Load         spread `json:"load_generator"`
 	Machine      spread `json:"machine"`
 	Softirq      spread `json:"softirq"`
+	BusyCores    spread `json:"machine_busy_cores"`
 }
 
 // kindCPU is one kind of process over the runs.
@@ -241,6 +279,7 @@ func (rep *benchReport) summarize() {
 		Load:         pick(func(r benchRun) float64 { return r.CPU.Load }),
 		Machine:      pick(func(r benchRun) float64 { return r.CPU.Machine }),
 		Softirq:      pick(func(r benchRun) float64 { return r.CPU.Softirq }),
+		BusyCores:    pick(func(r benchRun) float64 { return r.CPU.BusyCores }),
 	}
 	for _, r := range rep.Runs {
 		if r.failed() > 0 {

@@ -45,7 +45,7 @@ func (rep benchReport) markdown() string {
 	p("CPU read before and after each run: every container's cgroup (all its processes, PostgreSQL's backends included), the node's own")
 	p("processes (`/proc/<pid>/stat`: etcd, containerd and its shims, the API server, controller manager, scheduler, kubelet, kube-proxy) and the")
 	p("test process. Figures are `median (min–max)` over the runs, ✓ when the runs agree within %.0f%% ((max−min)/median), ✗ when not,", stableSpread*100)
-	p("per order sent. Load average (1 min) as the runs began: %s. The bench took %v.", rep.LoadAvg.loads(), rep.Took)
+	p("per order sent. Load average (1 min) as the runs began: %s. From the cluster's boot to this report: %v.", rep.LoadAvg.loads(), rep.Took)
 	var caveats []string
 	if rep.Failed > 0 {
 		caveats = append(caveats, fmt.Sprintf("%d of %d runs had orders not answered 201", rep.Failed, len(rep.Runs)))
@@ -72,14 +72,32 @@ func (rep benchReport) markdown() string {
 	p("| load generator | %s |", rep.CPU.Load)
 	p("| the whole machine, busy (everything on it, other people's work too) | %s |", rep.CPU.Machine)
 	p("| of which softirq (the kernel's packet work: bridge, veths, iptables) | %s |", rep.CPU.Softirq)
+	p("")
+	p("The machine's cores busy during the runs (everything on it): %s of %d.", rep.CPU.BusyCores, runtime.NumCPU())
+
+	p("")
+	p("## At rest")
+	p("")
+	p("The cluster with no orders for %.0f s, once idle (probes, health checks, metrics, the control planes' loops); every run's", rep.Rest.Seconds)
+	p("CPU includes this much, shown as ms per order at %d/s (mCPU ÷ rate). The machine: %.2f cores busy.", rep.Rate, rep.Rest.BusyCores)
+	p("")
+	p("| group | mCPU | as ms per order at %d/s |", rep.Rate)
+	p("| --- | --- | --- |")
+	for _, g := range []string{groupApp, groupSidecar, groupServer, groupControl, groupKube, groupLoad} {
+		p("| %s | %.1f | %.2f |", g, rep.Rest.Groups[g], rep.Rest.Groups[g]/float64(rep.Rate))
+	}
 
 	p("")
 	p("## Per process kind (every replica summed)")
 	p("")
-	p("| process | group | containers / processes | CPU ms/order | mCPU (median) |")
-	p("| --- | --- | --- | --- | --- |")
+	rest := map[string]float64{}
+	for _, k := range rep.Rest.Kinds {
+		rest[k.Kind] = k.MilliCPU
+	}
+	p("| process | group | containers / processes | CPU ms/order | mCPU (median) | mCPU at rest |")
+	p("| --- | --- | --- | --- | --- | --- |")
 	for _, k := range rep.Kinds {
-		p("| %s | %s | %d | %s | %.0f |", k.Kind, k.Group, k.Count, k.MsOrder, k.MilliCPU.Median)
+		p("| %s | %s | %d | %s | %.0f | %.1f |", k.Kind, k.Group, k.Count, k.MsOrder, k.MilliCPU.Median, rest[k.Kind])
 	}
 
 	p("")
@@ -87,15 +105,15 @@ func (rep benchReport) markdown() string {
 	p("")
 	p("Latency over the runs: p50 %s ms, p90 %s ms, p99 %s ms.", rep.P50, rep.P90, rep.P99)
 	p("")
-	p("| run | load average (1 min) at start | idle first | orders | throughput/s | p50 | p90 | p99 | max | answers | apps + sidecars ms/order |")
-	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+	p("| run | load average (1 min) at start | idle first | orders | throughput/s | p50 | p90 | p99 | max | answers | apps + sidecars ms/order | machine busy (cores) |")
+	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for i, r := range rep.Runs {
 		idle := fmt.Sprintf("yes (%.1f s)", r.Waited.Seconds())
 		if !r.Settled {
 			idle = fmt.Sprintf("**no** (waited %.0f s)", r.Waited.Seconds())
 		}
-		p("| %d | %.1f | %s | %d | %.1f | %s | %s | %s | %s | %s | %.2f |", i+1, r.LoadAvg, idle, r.Requests, r.Throughput,
-			msText(r.P50), msText(r.P90), msText(r.P99), msText(r.Max), answers(r.Codes), r.CPU.AppsSidecars)
+		p("| %d | %.1f | %s | %d | %.1f | %s | %s | %s | %s | %s | %.2f | %.2f |", i+1, r.LoadAvg, idle, r.Requests, r.Throughput,
+			msText(r.P50), msText(r.P90), msText(r.P99), msText(r.Max), answers(r.Codes), r.CPU.AppsSidecars, r.CPU.BusyCores)
 	}
 	for i, r := range rep.Runs {
 		for _, e := range r.Errors[:min(3, len(r.Errors))] {

@@ -323,6 +323,9 @@ type totals struct {
 	// of it spent in softirq.
 	Machine float64 `json:"machine"`
 	Softirq float64 `json:"softirq"`
+	// BusyCores is how many of the machine's cores were busy on average
+	// over the run (everybody's work): at the core count, CPU ran out.
+	BusyCores float64 `json:"machine_busy_cores"`
 }
 
 func totalsOf(us []kindUsage, before, after reading, orders int) totals {
@@ -347,6 +350,9 @@ func totalsOf(us []kindUsage, before, after reading, orders int) totals {
 	if orders > 0 {
 		t.Machine = float64(after.machine.Busy-before.machine.Busy) / float64(time.Millisecond) / float64(orders)
 		t.Softirq = float64(after.machine.Softirq-before.machine.Softirq) / float64(time.Millisecond) / float64(orders)
+	}
+	if d := after.at.Sub(before.at); d > 0 {
+		t.BusyCores = float64(after.machine.Busy-before.machine.Busy) / float64(d)
 	}
 	return t
 }
@@ -468,5 +474,5 @@ func TestUsage(t *testing.T) {
 		{Kind: "orders sidecar", Group: groupSidecar, Count: 1, CPUms: 3000, MilliCPU: 300, MsOrder: 3},
 		{Kind: "kubelet", Group: groupKube, Count: 1, CPUms: 100, MilliCPU: 10, MsOrder: 0.1},
 	}, us)
-	assert.Equal(t, totals{AppsSidecars: 5, Apps: 2, Sidecars: 3, Kubernetes: 0.1, Machine: 10, Softirq: 1}, totalsOf(us, before, after, 1000))
+	assert.Equal(t, totals{AppsSidecars: 5, Apps: 2, Sidecars: 3, Kubernetes: 0.1, Machine: 10, Softirq: 1, BusyCores: 1}, totalsOf(us, before, after, 1000))
 }
