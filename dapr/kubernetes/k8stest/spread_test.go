@@ -1,5 +1,3 @@
-//go:build k8s && k8sbench
-
 package k8stest
 
 import (

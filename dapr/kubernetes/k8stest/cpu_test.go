@@ -1,15 +1,15 @@
-//go:build k8s && k8sbench
-
 package k8stest
+
+// What the cluster bench (bench_test.go, build tags k8s and k8sbench)
+// reads and how it sums it: plain code with its unit tests, untagged so that
+// `make unit` runs them.
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,15 +118,16 @@ func containerCgroup(root, podUID, containerID string) (string, error) {
 }
 
 // kindOf says what the report calls a container and which group it counts
-// in: in ordermesh, an app's container by the app's name and its daprd as
-// "<app> sidecar", a server's by its name; elsewhere (dapr-system,
+// in: in ordermesh, an app pod's container "app" by the app's name and its
+// injected "daprd" as "<app> sidecar" (every app pod has exactly these two),
+// a server's container by its own name; elsewhere (dapr-system,
 // kube-system) the container's own name.
 func kindOf(namespace string, labels map[string]string, container string) (kind, group string) {
 	name := labels["app.kubernetes.io/name"]
 	switch {
-	case namespace == "ordermesh" && slices.Contains(apps, name) && container == "daprd":
+	case namespace == "ordermesh" && container == "daprd":
 		return name + " sidecar", groupSidecar
-	case namespace == "ordermesh" && slices.Contains(apps, name):
+	case namespace == "ordermesh" && container == "app":
 		return name, groupApp
 	case namespace == "ordermesh":
 		return container, groupServer
@@ -135,77 +136,6 @@ func kindOf(namespace string, labels map[string]string, container string) (kind,
 	default:
 		return container, groupKube
 	}
-}
-
-// cpuSources lists everything the bench reads: every running container of
-// every pod (the system's, Dapr's control plane, CoreDNS), the node's own
-// processes (up.sh's pid files) and containerd's shims, and this process,
-// the load generator. A container without a cgroup to read fails the bench:
-// a figure silently missing would read as a process that cost nothing.
-func (c *cluster) cpuSources(cgroupRoot string) []cpuSource {
-	c.t.Helper()
-	var list struct {
-		Items []struct {
-			Metadata struct {
-				Namespace string            `json:"namespace"`
-				Name      string            `json:"name"`
-				UID       string            `json:"uid"`
-				Labels    map[string]string `json:"labels"`
-			} `json:"metadata"`
-			Status struct {
-				ContainerStatuses []struct {
-					Name        string `json:"name"`
-					ContainerID string `json:"containerID"`
-					State       struct {
-						Running *struct{} `json:"running"`
-					} `json:"state"`
-				} `json:"containerStatuses"`
-			} `json:"status"`
-		} `json:"items"`
-	}
-	require.NoError(c.t, json.Unmarshal([]byte(c.mustKubectl("get", "pods", "-A", "-o", "json")), &list))
-	var out []cpuSource
-	for _, p := range list.Items {
-		for _, s := range p.Status.ContainerStatuses {
-			if s.State.Running == nil {
-				continue
-			}
-			kind, group := kindOf(p.Metadata.Namespace, p.Metadata.Labels, s.Name)
-			_, id, _ := strings.Cut(s.ContainerID, "://")
-			file, err := containerCgroup(cgroupRoot, p.Metadata.UID, id)
-			require.NoError(c.t, err, "%s/%s %s", p.Metadata.Namespace, p.Metadata.Name, s.Name)
-			out = append(out, cpuSource{Kind: kind, Group: group, Name: p.Metadata.Name + "/" + s.Name, file: file})
-		}
-	}
-	for name, pid := range c.pidFiles() {
-		n, err := strconv.Atoi(pid)
-		require.NoError(c.t, err, "pid file %s", name)
-		out = append(out, cpuSource{Kind: name, Group: groupKube, Name: name, pid: n})
-	}
-	for _, pid := range c.shims() {
-		out = append(out, cpuSource{Kind: "containerd shims", Group: groupKube, Name: "containerd-shim " + strconv.Itoa(pid), pid: pid})
-	}
-	return append(out, cpuSource{Kind: "load generator (vegeta)", Group: groupLoad, Name: "this test", pid: os.Getpid()})
-}
-
-// shims are the pids of the containerd shims of this cluster's containerd
-// (one per pod; they run outside the pods' cgroups and outside containerd).
-func (c *cluster) shims() []int {
-	sock := filepath.Join(c.state, "containerd", "containerd.sock")
-	var out []int
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, dir := range dirs {
-		cmdline, err := os.ReadFile(dir + "/cmdline")
-		if err != nil || !bytes.Contains(cmdline, []byte("containerd-shim")) {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if strings.HasSuffix(filepath.Base(args[0]), "containerd-shim-runc-v2") && slices.Contains(args, sock) {
-			pid, _ := strconv.Atoi(filepath.Base(dir))
-			out = append(out, pid)
-		}
-	}
-	return out
 }
 
 // machineCPU is the whole machine's CPU time from /proc/stat: busy (user,
@@ -440,6 +370,7 @@ func TestKindOf(t *testing.T) {
 		kind, group                string
 	}{
 		{"ordermesh", "orders", "app", "orders", groupApp},
+		{"ordermesh", "notifications", "app", "notifications", groupApp},
 		{"ordermesh", "orders", "daprd", "orders sidecar", groupSidecar},
 		{"ordermesh", "postgres", "postgres", "postgres", groupServer},
 		{"ordermesh", "rabbitmq", "rabbitmq", "rabbitmq", groupServer},
