@@ -129,7 +129,7 @@ docker-test: images
 
 lint:
 	go vet ./... && go vet -tags e2e ./apps/internal/e2e/... && go vet -tags 'e2e docker' ./apps/internal/e2e/... \
-		&& go vet -tags bench ./apps/internal/bench/ && go vet -tags chaos ./apps/internal/chaos/ && go vet -tags k8s ./dapr/kubernetes/...
+		&& go vet -tags bench ./apps/internal/bench/ && go vet -tags chaos ./apps/internal/chaos/ && go vet -tags k8s ./dapr/kubernetes/... && go vet -tags 'k8s k8sbench' ./dapr/kubernetes/k8stest/
 	@test -z "$$(gofmt -l apps dapr)" || { gofmt -l apps dapr; exit 1; }
 
 clean:
@@ -163,7 +163,7 @@ fuzz:
 		echo "fuzz: $$name in $$pkg failed"; exit 1; \
 	done
 
-.PHONY: k8s-toolchain k8s-up k8s-down k8s-test
+.PHONY: k8s-toolchain k8s-up k8s-down k8s-test k8s-bench
 
 ## k8s-toolchain: build Kubernetes, CoreDNS, Helm and Dapr's control plane for the local cluster (once, then cached by version)
 k8s-toolchain: daprd
@@ -180,6 +180,13 @@ k8s-down:
 ## k8s-test: boot the cluster, test ordermesh on it (both overlays; pod kills and rolling restarts under load), tear it down
 k8s-test: k8s-toolchain
 	go test -count=1 -tags k8s -timeout 60m -v -run TestCluster ./dapr/kubernetes/k8stest/
+
+## k8s-bench: boot the cluster (redis overlay), measure CPU per order and latency through the gateway's Service, tear it down; report in .bench/k8s.md
+# K8S_BENCH_RATE (orders/s, default 100), K8S_BENCH_RUNS (3), K8S_BENCH_STEP (10s).
+k8s-bench: k8s-toolchain
+	@echo "k8s-bench: about 5 minutes warm (cluster up, seed, runs, cluster down); report in .bench/k8s.md"
+	@start=$$(date +%s); go test -count=1 -tags 'k8s k8sbench' -timeout 60m -v -run '^TestBench$$' ./dapr/kubernetes/k8stest/; rc=$$?; \
+		echo "k8s-bench: took $$(( $$(date +%s) - start ))s"; exit $$rc
 
 # The chaos soak: least load time per broker, notifications' freeze, brokers.
 CHAOS_DURATION ?= 3m

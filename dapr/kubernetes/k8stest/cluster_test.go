@@ -31,6 +31,32 @@ import (
 // K8S_LOAD_RATE sets the orders per second of the fault loads (default 10),
 // K8S_LOAD_SECONDS the length of the pod-kill load (default 60).
 func TestCluster(t *testing.T) {
+	c := upCluster(t, "redis")
+	gw := newGatewayClient("http://" + c.mustKubectl("get", "svc", "gateway", "-o", "jsonpath={.spec.clusterIP}"))
+
+	t.Run("every pod 2/2, two or more per app", func(t *testing.T) { checkPods(t, c) })
+	t.Run("order flow", func(t *testing.T) { orderFlow(t, gw) })
+	t.Run("payments: 100 concurrent with one key make one payment", func(t *testing.T) { paymentsRace(t, c, gw) })
+	t.Run("access policies and mTLS identities from the cluster's Sentry", func(t *testing.T) { accessAndMTLS(t, c) })
+	t.Run("users scaled to 0: orders fail fast, cached user, breaker open, recovery", func(t *testing.T) { usersDown(t, c, gw) })
+	t.Run("forced pod deletion under load", func(t *testing.T) { podKills(t, c, gw) })
+	t.Run("rolling restart of every Deployment under load", func(t *testing.T) { rollingRestart(t, c, gw) })
+
+	start := time.Now()
+	require.NoError(t, c.script(20*time.Minute, "deploy.sh", "rabbitmq"))
+	t.Logf("swapped to the rabbitmq overlay in %s", time.Since(start).Round(time.Second))
+	t.Run("rabbitmq: every pod 2/2, two or more per app", func(t *testing.T) { checkPods(t, c) })
+	t.Run("rabbitmq: the broker's topology declared before the apps", func(t *testing.T) { checkTopology(t, c) })
+	t.Run("rabbitmq: order flow", func(t *testing.T) { orderFlow(t, gw) })
+}
+
+// upCluster boots the single-node cluster with overlay deployed (up.sh: every
+// rollout awaited) once `make run` is not running, and tears it down when t
+// ends (down.sh), checking that nothing of it is left. Every test that needs
+// the cluster starts with it, so the cluster lives exactly as long as that
+// test.
+func upCluster(t *testing.T, overlay string) *cluster {
+	t.Helper()
 	c := newCluster(t)
 	waitForPortsFree(t, 3500, 8080)
 	linksBefore := links(t)
@@ -42,24 +68,9 @@ func TestCluster(t *testing.T) {
 		assertNothingLeft(t, c.state, pids, linksBefore)
 	})
 	start := time.Now()
-	require.NoError(t, c.script(30*time.Minute, "up.sh", "redis"))
-	t.Logf("cluster up with the redis overlay in %s", time.Since(start).Round(time.Second))
-	gw := newGatewayClient("http://" + c.mustKubectl("get", "svc", "gateway", "-o", "jsonpath={.spec.clusterIP}"))
-
-	t.Run("every pod 2/2, two or more per app", func(t *testing.T) { checkPods(t, c) })
-	t.Run("order flow", func(t *testing.T) { orderFlow(t, gw) })
-	t.Run("payments: 100 concurrent with one key make one payment", func(t *testing.T) { paymentsRace(t, c, gw) })
-	t.Run("access policies and mTLS identities from the cluster's Sentry", func(t *testing.T) { accessAndMTLS(t, c) })
-	t.Run("users scaled to 0: orders fail fast, cached user, breaker open, recovery", func(t *testing.T) { usersDown(t, c, gw) })
-	t.Run("forced pod deletion under load", func(t *testing.T) { podKills(t, c, gw) })
-	t.Run("rolling restart of every Deployment under load", func(t *testing.T) { rollingRestart(t, c, gw) })
-
-	start = time.Now()
-	require.NoError(t, c.script(20*time.Minute, "deploy.sh", "rabbitmq"))
-	t.Logf("swapped to the rabbitmq overlay in %s", time.Since(start).Round(time.Second))
-	t.Run("rabbitmq: every pod 2/2, two or more per app", func(t *testing.T) { checkPods(t, c) })
-	t.Run("rabbitmq: the broker's topology declared before the apps", func(t *testing.T) { checkTopology(t, c) })
-	t.Run("rabbitmq: order flow", func(t *testing.T) { orderFlow(t, gw) })
+	require.NoError(t, c.script(30*time.Minute, "up.sh", overlay))
+	t.Logf("cluster up with the %s overlay in %s", overlay, time.Since(start).Round(time.Second))
+	return c
 }
 
 // waitForPortsFree waits while `make run` (fixed ports) runs on this machine:
