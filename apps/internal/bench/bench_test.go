@@ -16,6 +16,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/ordermesh/ordermesh/apps/internal/harness"
+	"github.com/ordermesh/ordermesh/dapr/benchstat"
 )
 
 // Settings, each overridable from the environment for a quicker or longer run.
@@ -95,22 +96,22 @@ type Step struct {
 
 // Config is one configuration (a rate, a sidecar setting) run `runs` times.
 type Config struct {
-	Name string `json:"name"`
-	Note string `json:"note,omitempty"`
-	Rate int    `json:"rate"`
-	Runs []Step `json:"runs"`
-	P50  Spread `json:"p50_ms"`
-	P99  Spread `json:"p99_ms"`
-	Tput Spread `json:"throughput"`
-	Apps Spread `json:"apps_cpu_ms_per_order"`
-	Side Spread `json:"sidecars_cpu_ms_per_order"`
-	Sys  Spread `json:"apps_and_sidecars_cpu_ms_per_order"`
-	Serv Spread `json:"servers_cpu_ms_per_order"`
-	All  Spread `json:"all_cpu_ms_per_order"`
-	Load Spread `json:"load_generator_cpu_ms_per_order"`
+	Name string           `json:"name"`
+	Note string           `json:"note,omitempty"`
+	Rate int              `json:"rate"`
+	Runs []Step           `json:"runs"`
+	P50  benchstat.Spread `json:"p50_ms"`
+	P99  benchstat.Spread `json:"p99_ms"`
+	Tput benchstat.Spread `json:"throughput"`
+	Apps benchstat.Spread `json:"apps_cpu_ms_per_order"`
+	Side benchstat.Spread `json:"sidecars_cpu_ms_per_order"`
+	Sys  benchstat.Spread `json:"apps_and_sidecars_cpu_ms_per_order"`
+	Serv benchstat.Spread `json:"servers_cpu_ms_per_order"`
+	All  benchstat.Spread `json:"all_cpu_ms_per_order"`
+	Load benchstat.Spread `json:"load_generator_cpu_ms_per_order"`
 	// LoadAvg is the machine's 1-minute load average as each run began.
-	LoadAvg Spread    `json:"load_average_1m"`
-	Procs   []ProcCPU `json:"per_process"`
+	LoadAvg benchstat.Spread `json:"load_average_1m"`
+	Procs   []ProcCPU        `json:"per_process"`
 	// Median is the index in Runs of the median run by p99.
 	Median int `json:"median_run"`
 	// Unsettled counts the runs that began before the system was idle
@@ -134,10 +135,10 @@ func (c Config) caveat() string {
 
 // ProcCPU is one process's CPU per order over the runs.
 type ProcCPU struct {
-	Process  string `json:"process"`
-	Group    string `json:"group"`
-	MsOrder  Spread `json:"cpu_ms_per_order"`
-	MilliCPU Spread `json:"millicpu"`
+	Process  string           `json:"process"`
+	Group    string           `json:"group"`
+	MsOrder  benchstat.Spread `json:"cpu_ms_per_order"`
+	MilliCPU benchstat.Spread `json:"millicpu"`
 }
 
 // Held reports whether the median run held p99 <= 100 ms with no errors.
@@ -151,12 +152,12 @@ func (c Config) Held() bool {
 
 func summarize(name, note string, rate int, steps []Step) Config {
 	c := Config{Name: name, Note: note, Rate: rate, Runs: steps}
-	pick := func(f func(Step) float64) Spread {
+	pick := func(f func(Step) float64) benchstat.Spread {
 		var v []float64
 		for _, s := range steps {
 			v = append(v, f(s))
 		}
-		return SpreadOf(v)
+		return benchstat.SpreadOf(v)
 	}
 	c.P50 = pick(func(s Step) float64 { return msf(s.P50) })
 	c.P99 = pick(func(s Step) float64 { return msf(s.P99) })
@@ -176,7 +177,7 @@ func summarize(name, note string, rate int, steps []Step) Config {
 		}
 		p99s = append(p99s, p)
 	}
-	c.Median = MedianIndex(p99s)
+	c.Median = benchstat.MedianIndex(p99s)
 	for _, s := range steps {
 		if !s.Settled {
 			c.Unsettled++
@@ -195,7 +196,7 @@ func summarize(name, note string, rate int, steps []Step) Config {
 					}
 				}
 			}
-			c.Procs = append(c.Procs, ProcCPU{Process: u.Process, Group: u.Group, MsOrder: SpreadOf(ms), MilliCPU: SpreadOf(mc)})
+			c.Procs = append(c.Procs, ProcCPU{Process: u.Process, Group: u.Group, MsOrder: benchstat.SpreadOf(ms), MilliCPU: benchstat.SpreadOf(mc)})
 		}
 	}
 	return c

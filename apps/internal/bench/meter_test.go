@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ordermesh/ordermesh/apps/internal/harness"
+	"github.com/ordermesh/ordermesh/dapr/procs"
 )
 
 // meter reads the CPU of every process an order touches: the system's apps,
@@ -59,10 +60,10 @@ type reading struct {
 // read reads the CPU of procs, listed once per step: finding PostgreSQL's
 // backends walks every process of the machine, which takes long enough on
 // a busy machine to blur a window's edges.
-func (m *meter) read(procs []Proc) reading {
+func (m *meter) read(ps []Proc) reading {
 	r := reading{at: time.Now(), cpu: map[Proc]time.Duration{}}
-	for _, p := range procs {
-		if d, err := CPUTime(p.Pid); err == nil {
+	for _, p := range ps {
+		if d, err := procs.CPUTime(p.Pid); err == nil {
 			r.cpu[p] = d
 		}
 	}

@@ -10,20 +10,21 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/ordermesh/ordermesh/apps/internal/harness"
+	"github.com/ordermesh/ordermesh/dapr/benchstat"
 )
 
 // OverheadConfig compares a direct call with the same call through two
 // sidecars at one rate, over `runs` interleaved pairs of runs.
 type OverheadConfig struct {
-	Rate   int    `json:"rate"`
-	Direct []Step `json:"direct"`
-	Via    []Step `json:"via_sidecars"`
-	AddP50 Spread `json:"added_p50_ms"`
-	AddP90 Spread `json:"added_p90_ms"`
-	AddP99 Spread `json:"added_p99_ms"`
+	Rate   int              `json:"rate"`
+	Direct []Step           `json:"direct"`
+	Via    []Step           `json:"via_sidecars"`
+	AddP50 benchstat.Spread `json:"added_p50_ms"`
+	AddP90 benchstat.Spread `json:"added_p90_ms"`
+	AddP99 benchstat.Spread `json:"added_p99_ms"`
 	// HopCPU is the CPU (apps and sidecars) a call through the two sidecars
 	// costs beyond the direct call, in ms per request.
-	HopCPU Spread `json:"added_cpu_ms_per_request"`
+	HopCPU benchstat.Spread `json:"added_cpu_ms_per_request"`
 }
 
 // sidecarOverhead reads one user directly from users and through the
@@ -58,7 +59,7 @@ func sidecarOverhead(b *bench, sys *harness.System, m *meter) []OverheadConfig {
 			t.Logf("overhead at %d/s, run %d: %+.2f ms p50, %+.2f ms p90, %+.2f ms p99; %+.3f ms CPU per call (errors %d/%d)",
 				rate, i+1, msf(v.P50-d.P50), msf(v.P90-d.P90), msf(v.P99-d.P99), v.CPU.System-d.CPU.System, d.Errors, v.Errors)
 		}
-		c.AddP50, c.AddP90, c.AddP99, c.HopCPU = SpreadOf(p50), SpreadOf(p90), SpreadOf(p99), SpreadOf(hop)
+		c.AddP50, c.AddP90, c.AddP99, c.HopCPU = benchstat.SpreadOf(p50), benchstat.SpreadOf(p90), benchstat.SpreadOf(p99), benchstat.SpreadOf(hop)
 		out = append(out, c)
 	}
 	return out

@@ -1,15 +1,12 @@
 package bench
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Proc is one process whose CPU a bench step counts.
@@ -27,40 +24,6 @@ const (
 	GroupControl = "control" // Sentry
 	GroupLoad    = "load"    // the load generator: this test process
 )
-
-// ticksPerSecond is Linux's USER_HZ, the unit of utime and stime in
-// /proc/<pid>/stat: 100 on every architecture Go runs Linux on.
-const ticksPerSecond = 100
-
-// CPUTime is the user+system CPU time pid has used since it started, all its
-// threads together, from /proc/<pid>/stat.
-func CPUTime(pid int) (time.Duration, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	return parseStatCPU(data)
-}
-
-// parseStatCPU reads utime and stime (fields 14 and 15) from a stat line;
-// the command name (field 2) may hold spaces and parentheses, so fields are
-// counted from its closing parenthesis.
-func parseStatCPU(stat []byte) (time.Duration, error) {
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 > len(stat) {
-		return 0, errors.New("stat: no command name")
-	}
-	f := strings.Fields(string(stat[i+2:]))
-	if len(f) < 13 {
-		return 0, errors.New("stat: too few fields")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("stat: %w", err)
-	}
-	return time.Duration(ut+st) * time.Second / ticksPerSecond, nil
-}
 
 // Memory is a process's resident memory now and at its peak, in MB.
 func Memory(pid int) (rss, peak float64) {

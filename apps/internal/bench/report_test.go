@@ -5,13 +5,14 @@ package bench
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ordermesh/ordermesh/dapr/benchstat"
 )
 
 // Dapr's published figures (Dapr v1.17 performance report, HTTP service
@@ -48,7 +49,7 @@ func markdown(rep Report) string {
 		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Memory, rep.Machine.Kernel, rep.Machine.Go, rep.Versions["daprd"], rep.Versions["vegeta"])
 	p("Every process of the system, the servers and the load generator share these cores.")
 	p("Each configuration ran %d times for %v; figures are `median (min–max)` over the runs, and a figure", rep.Runs, rep.Step)
-	p("is marked ✓ when its runs agree within %.0f%% ((max−min)/median), stable enough to compare; ✗ when not. The run took %v.", StableSpread*100, rep.Took)
+	p("is marked ✓ when its runs agree within %.0f%% ((max−min)/median), stable enough to compare; ✗ when not. The run took %v.", benchstat.StableSpread*100, rep.Took)
 	for _, s := range rep.Skipped {
 		p("")
 		p("**Skipped (time budget spent):** %s.", s)
@@ -66,8 +67,8 @@ func markdown(rep Report) string {
 	p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, c := range rep.Orders {
 		m := c.Runs[c.Median]
-		p("| %d | **%s** | %s | %s | %s | %s | %s | %s ms | %s ms | %d | %s | %s | %s |", c.Rate, sp(c.Sys), sp(c.Apps), sp(c.Side), sp(c.Serv), sp(c.All), sp(c.Load),
-			sp(c.P50), sp(c.P99), m.Errors, yes(c.Held()), loads(c.LoadAvg), c.caveat())
+		p("| %d | **%s** | %s | %s | %s | %s | %s | %s ms | %s ms | %d | %s | %s | %s |", c.Rate, c.Sys, c.Apps, c.Side, c.Serv, c.All, c.Load,
+			c.P50, c.P99, m.Errors, yes(c.Held()), c.LoadAvg.Loads(), c.caveat())
 	}
 	p("")
 	p("Highest rate held with p99 ≤ %v and no errors in the median run: **%d orders/s**.", p99Limit, rep.HighestOrderRate)
@@ -132,7 +133,7 @@ func markdown(rep Report) string {
 			if c.Name != ref.Name && base > 0 {
 				change = fmt.Sprintf("%+.1f%%", 100*(c.Sys.Median-base)/base)
 			}
-			p("| %s | **%s** | %s | %s | %s | %s ms | %s | %s | %s |", c.Name, sp(c.Sys), change, sp(c.Side), sp(c.Serv), sp(c.P99), loads(c.LoadAvg), c.Note, c.caveat())
+			p("| %s | **%s** | %s | %s | %s | %s ms | %s | %s | %s |", c.Name, c.Sys, change, c.Side, c.Serv, c.P99, c.LoadAvg.Loads(), c.Note, c.caveat())
 		}
 	}
 
@@ -146,8 +147,8 @@ func markdown(rep Report) string {
 		for i := range r.Direct {
 			errs += r.Direct[i].Errors + r.Via[i].Errors
 		}
-		d := r.Direct[MedianIndex(p99s(r.Direct))]
-		p("| %d | **%s ms** | **%s ms** | %s ms | %s ms | %s / %s | %d |", r.Rate, sp(r.AddP50), sp(r.AddP90), sp(r.AddP99), sp(r.HopCPU), ms(d.P50), ms(d.P99), errs)
+		d := r.Direct[benchstat.MedianIndex(p99s(r.Direct))]
+		p("| %d | **%s ms** | **%s ms** | %s ms | %s ms | %s / %s | %d |", r.Rate, r.AddP50, r.AddP90, r.AddP99, r.HopCPU, ms(d.P50), ms(d.P99), errs)
 	}
 	p("")
 	p("Dapr's published figures: %s.", daprPublished)
@@ -178,7 +179,7 @@ func procTable(p func(string, ...any), procs []ProcCPU) {
 		if u.Group == GroupLoad {
 			continue
 		}
-		p("| %s | %s | %s | %.0f |", u.Process, u.Group, sp(u.MsOrder), u.MilliCPU.Median)
+		p("| %s | %s | %s | %.0f |", u.Process, u.Group, u.MsOrder, u.MilliCPU.Median)
 	}
 }
 
@@ -213,37 +214,6 @@ func shortFunc(fn string) string {
 		return fn[i+1:]
 	}
 	return fn
-}
-
-// sp prints a spread as "median (min–max)" with ✓ or ✗ for its stability.
-// loads prints load averages as median (min–max), without a stability mark:
-// the load is a condition of the runs, not a figure of the system.
-func loads(s Spread) string {
-	return fmt.Sprintf("%.1f (%.1f–%.1f)", s.Median, s.Min, s.Max)
-}
-
-func sp(s Spread) string {
-	if s.Runs == 0 {
-		return "—"
-	}
-	f := func(v float64) string {
-		switch a := math.Abs(v); {
-		case a >= 100:
-			return fmt.Sprintf("%.0f", v)
-		case a >= 10:
-			return fmt.Sprintf("%.1f", v)
-		default:
-			return fmt.Sprintf("%.2f", v)
-		}
-	}
-	if s.Runs == 1 {
-		return f(s.Median)
-	}
-	mark := "✗"
-	if s.Stable() {
-		mark = "✓"
-	}
-	return fmt.Sprintf("%s (%s–%s) %s", f(s.Median), f(s.Min), f(s.Max), mark)
 }
 
 func p99s(steps []Step) []float64 {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ordermesh/ordermesh/dapr/procs"
 )
 
 // Proc is one process the harness started, with its output in a log file.
@@ -69,29 +71,7 @@ func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
 // CPUTime is the processor time (user and system) the process has used so
 // far, read from /proc/<pid>/stat (Linux only).
-func (p *Proc) CPUTime() (time.Duration, error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/stat")
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) is in parentheses and may hold spaces:
-	// count fields after its closing one. utime and stime are fields 14
-	// and 15, in clock ticks of 1/100 s on Linux.
-	rest := string(data)
-	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
-		rest = rest[i+1:]
-	}
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", p.Pid(), len(f))
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", p.Pid(), err)
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
-}
+func (p *Proc) CPUTime() (time.Duration, error) { return procs.CPUTime(p.Pid()) }
 
 // Exited reports whether the process has ended.
 func (p *Proc) Exited() bool {

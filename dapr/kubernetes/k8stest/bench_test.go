@@ -16,6 +16,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/ordermesh/ordermesh/dapr/benchstat"
 )
 
 // cgroupRoot is where this machine mounts its cgroup hierarchies.
@@ -299,46 +301,46 @@ type benchReport struct {
 	Rest       restCPU        `json:"at_rest"`
 	Runs       []benchRun     `json:"runs"`
 
-	LoadAvg spread    `json:"load_average_1m"`
-	P50     spread    `json:"p50_ms"`
-	P90     spread    `json:"p90_ms"`
-	P99     spread    `json:"p99_ms"`
-	CPU     cpuSpread `json:"cpu_ms_per_order"`
-	Kinds   []kindCPU `json:"per_kind"`
-	Failed  int       `json:"runs_with_errors"`
-	Unidle  int       `json:"runs_begun_before_idle"`
+	LoadAvg benchstat.Spread `json:"load_average_1m"`
+	P50     benchstat.Spread `json:"p50_ms"`
+	P90     benchstat.Spread `json:"p90_ms"`
+	P99     benchstat.Spread `json:"p99_ms"`
+	CPU     cpuSpread        `json:"cpu_ms_per_order"`
+	Kinds   []kindCPU        `json:"per_kind"`
+	Failed  int              `json:"runs_with_errors"`
+	Unidle  int              `json:"runs_begun_before_idle"`
 }
 
 // cpuSpread is each group's CPU per order over the runs.
 type cpuSpread struct {
-	AppsSidecars spread `json:"apps_and_sidecars"`
-	Apps         spread `json:"apps"`
-	Sidecars     spread `json:"sidecars"`
-	Servers      spread `json:"servers"`
-	Control      spread `json:"dapr_control_plane"`
-	Kubernetes   spread `json:"kubernetes"`
-	Load         spread `json:"load_generator"`
-	Machine      spread `json:"machine"`
-	Softirq      spread `json:"softirq"`
-	BusyCores    spread `json:"machine_busy_cores"`
+	AppsSidecars benchstat.Spread `json:"apps_and_sidecars"`
+	Apps         benchstat.Spread `json:"apps"`
+	Sidecars     benchstat.Spread `json:"sidecars"`
+	Servers      benchstat.Spread `json:"servers"`
+	Control      benchstat.Spread `json:"dapr_control_plane"`
+	Kubernetes   benchstat.Spread `json:"kubernetes"`
+	Load         benchstat.Spread `json:"load_generator"`
+	Machine      benchstat.Spread `json:"machine"`
+	Softirq      benchstat.Spread `json:"softirq"`
+	BusyCores    benchstat.Spread `json:"machine_busy_cores"`
 }
 
 // kindCPU is one kind of process over the runs.
 type kindCPU struct {
-	Kind     string `json:"kind"`
-	Group    string `json:"group"`
-	Count    int    `json:"count"`
-	MsOrder  spread `json:"cpu_ms_per_order"`
-	MilliCPU spread `json:"millicpu"`
+	Kind     string           `json:"kind"`
+	Group    string           `json:"group"`
+	Count    int              `json:"count"`
+	MsOrder  benchstat.Spread `json:"cpu_ms_per_order"`
+	MilliCPU benchstat.Spread `json:"millicpu"`
 }
 
 func (rep *benchReport) summarize() {
-	pick := func(f func(benchRun) float64) spread {
+	pick := func(f func(benchRun) float64) benchstat.Spread {
 		var v []float64
 		for _, r := range rep.Runs {
 			v = append(v, f(r))
 		}
-		return spreadOf(v)
+		return benchstat.SpreadOf(v)
 	}
 	msOf := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	rep.LoadAvg = pick(func(r benchRun) float64 { return r.LoadAvg })
@@ -377,6 +379,6 @@ func (rep *benchReport) summarize() {
 				}
 			}
 		}
-		rep.Kinds = append(rep.Kinds, kindCPU{Kind: k.Kind, Group: k.Group, Count: k.Count, MsOrder: spreadOf(ms), MilliCPU: spreadOf(mc)})
+		rep.Kinds = append(rep.Kinds, kindCPU{Kind: k.Kind, Group: k.Group, Count: k.Count, MsOrder: benchstat.SpreadOf(ms), MilliCPU: benchstat.SpreadOf(mc)})
 	}
 }

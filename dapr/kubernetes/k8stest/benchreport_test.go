@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ordermesh/ordermesh/dapr/benchstat"
 )
 
 // writeReport prints the report and writes it to .bench/k8s.md and
@@ -44,8 +46,8 @@ func (rep benchReport) markdown() string {
 	p("to the gateway's Service address (kube-proxy, iptables) at %d/s for %v, %d runs, each begun once the apps and sidecars were idle.", rep.Rate, rep.Step, len(rep.Runs))
 	p("CPU read before and after each run: every container's cgroup (all its processes, PostgreSQL's backends included), the node's own")
 	p("processes (`/proc/<pid>/stat`: etcd, containerd and its shims, the API server, controller manager, scheduler, kubelet, kube-proxy) and the")
-	p("test process. Figures are `median (min–max)` over the runs, ✓ when the runs agree within %.0f%% ((max−min)/median), ✗ when not,", stableSpread*100)
-	p("per order sent. Load average (1 min) as the runs began: %s. From the cluster's boot to this report: %v.", rep.LoadAvg.loads(), rep.Took)
+	p("test process. Figures are `median (min–max)` over the runs, ✓ when the runs agree within %.0f%% ((max−min)/median), ✗ when not,", benchstat.StableSpread*100)
+	p("per order sent. Load average (1 min) as the runs began: %s. From the cluster's boot to this report: %v.", rep.LoadAvg.Loads(), rep.Took)
 	var caveats []string
 	if rep.Failed > 0 {
 		caveats = append(caveats, fmt.Sprintf("%d of %d runs had orders not answered 201", rep.Failed, len(rep.Runs)))

@@ -1,6 +1,11 @@
-package bench
+// Package benchstat summarises a figure measured over several runs of one
+// configuration as median (min–max), and says whether the runs agree well
+// enough to compare two configurations by: the one rule every report of the
+// project's benchmarks uses (make bench, make k8s-bench).
+package benchstat
 
 import (
+	"fmt"
 	"math"
 	"sort"
 )
@@ -48,6 +53,39 @@ func (s Spread) Relative() float64 {
 // Stable reports whether the figure was measured more than once and its runs
 // agree within StableSpread.
 func (s Spread) Stable() bool { return s.Runs > 1 && s.Relative() < StableSpread }
+
+// String is "median (min–max) ✓" (✗ when the runs do not agree within
+// StableSpread), each value with as many decimals as its size needs; one run
+// is its value alone, none is "—".
+func (s Spread) String() string {
+	if s.Runs == 0 {
+		return "—"
+	}
+	f := func(v float64) string {
+		switch a := math.Abs(v); {
+		case a >= 100:
+			return fmt.Sprintf("%.0f", v)
+		case a >= 10:
+			return fmt.Sprintf("%.1f", v)
+		default:
+			return fmt.Sprintf("%.2f", v)
+		}
+	}
+	if s.Runs == 1 {
+		return f(s.Median)
+	}
+	mark := "✗"
+	if s.Stable() {
+		mark = "✓"
+	}
+	return fmt.Sprintf("%s (%s–%s) %s", f(s.Median), f(s.Min), f(s.Max), mark)
+}
+
+// Loads prints load averages as median (min–max), without a stability
+// mark: the load is a condition of the runs, not a figure of the system.
+func (s Spread) Loads() string {
+	return fmt.Sprintf("%.1f (%.1f–%.1f)", s.Median, s.Min, s.Max)
+}
 
 // MedianIndex is the index of the median run when runs are ranked by key
 // (the lower middle one of an even count), so a report can show one real run

@@ -1,4 +1,4 @@
-package bench
+package benchstat
 
 import (
 	"math"
@@ -52,6 +52,28 @@ func TestMedianIndex(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			assert.Equal(t, tt.want, MedianIndex(tt.keys))
+		})
+	}
+}
+
+func TestSpreadString(t *testing.T) {
+	tests := []struct {
+		name   string
+		values []float64
+		want   string
+	}{
+		{"no runs", nil, "—"},
+		{"one run: no mark", []float64{12.34}, "12.3"},
+		{"within 10%: stable", []float64{13.5, 13.6, 14.1}, "13.6 (13.5–14.1) ✓"},
+		{"more than 10% apart: not stable", []float64{10, 11.2, 10.5}, "10.5 (10.0–11.2) ✗"},
+		{"even count: mean of the middle two", []float64{1, 2, 3, 4}, "2.50 (1.00–4.00) ✗"},
+		{"zero median, no spread: stable", []float64{0, 0, 0}, "0.00 (0.00–0.00) ✓"},
+		{"zero median with spread: not stable", []float64{0, 0, 0.5}, "0.00 (0.00–0.50) ✗"},
+		{"hundreds without decimals", []float64{123.4, 124, 125}, "124 (123–125) ✓"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, SpreadOf(tt.values).String())
 		})
 	}
 }
