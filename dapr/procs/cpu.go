@@ -47,3 +47,14 @@ func parseStatCPU(stat []byte) (time.Duration, error) {
 	}
 	return time.Duration(ut+st) * time.Second / ticksPerSecond, nil
 }
+
+// LoadAverage is the machine's 1-minute load average (/proc/loadavg), 0 when
+// it cannot be read: a condition a benchmark reports beside its figures.
+func LoadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(data) + " 0")[0], 64)
+	return f
+}

@@ -58,3 +58,10 @@ func TestCPUTimeOfNoProcess(t *testing.T) {
 	_, err := CPUTime(-1)
 	require.Error(t, err)
 }
+
+func TestLoadAverage(t *testing.T) {
+	data, err := os.ReadFile("/proc/loadavg")
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, LoadAverage(), 0.0)
+	assert.Regexp(t, `^\d+\.\d\d `, string(data), "the format LoadAverage reads")
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ordermesh/ordermesh/apps/internal/harness"
 	"github.com/ordermesh/ordermesh/dapr/benchstat"
+	"github.com/ordermesh/ordermesh/dapr/procs"
 )
 
 // Settings, each overridable from the environment for a quicker or longer run.
@@ -248,10 +249,10 @@ func TestBench(t *testing.T) {
 	sys := harness.Start(t, opts)
 	m := newMeter(sys)
 	m.settle(10 * time.Second)
-	procs := m.procs()
-	idle := m.read(procs)
+	ps := m.procs()
+	idle := m.read(ps)
 	time.Sleep(2 * time.Second)
-	b.rep.Idle = usage(idle, m.read(procs), 0)
+	b.rep.Idle = usage(idle, m.read(ps), 0)
 	t.Logf("bench: system started in %v", time.Since(phase).Round(time.Second))
 
 	phase = time.Now()
@@ -326,14 +327,14 @@ func attackAll(t *testing.T, m *meter, name string, targets []vegeta.Target, rat
 	t.Helper()
 	_, settled := m.settle(15 * time.Second)
 	attacker := vegeta.NewAttacker(vegeta.Timeout(10*time.Second), vegeta.KeepAlive(true), vegeta.Connections(1024), vegeta.MaxWorkers(2048))
-	procs := m.procs()
-	load := loadAverage()
-	before := m.read(procs)
+	ps := m.procs()
+	load := procs.LoadAverage()
+	before := m.read(ps)
 	var mt vegeta.Metrics
 	for res := range attacker.Attack(vegeta.NewStaticTargeter(targets...), vegeta.Rate{Freq: rate, Per: time.Second}, d, name) {
 		mt.Add(res)
 	}
-	after := m.read(procs)
+	after := m.read(ps)
 	mt.Close()
 	s := Step{
 		Name: name, Rate: rate, Duration: d, Throughput: mt.Throughput,
@@ -350,17 +351,6 @@ func attackAll(t *testing.T, m *meter, name string, targets []vegeta.Target, rat
 	s.Processes = usage(before, after, int(s.Requests))
 	s.CPU = totals(s.Processes)
 	return s
-}
-
-// loadAverage is the machine's 1-minute load average (/proc/loadavg), 0
-// when it cannot be read.
-func loadAverage() float64 {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	f, _ := strconv.ParseFloat(strings.Fields(string(data) + " 0")[0], 64)
-	return f
 }
 
 func machine() Machine {

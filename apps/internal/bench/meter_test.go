@@ -161,11 +161,11 @@ func totals(us []Usage) Totals {
 // how long it waited and whether the system settled.
 func (m *meter) settle(deadline time.Duration) (time.Duration, bool) {
 	start := time.Now()
-	procs := m.procs()
+	ps := m.procs()
 	for time.Since(start) < deadline {
-		a := m.read(procs)
+		a := m.read(ps)
 		time.Sleep(500 * time.Millisecond)
-		b := m.read(procs)
+		b := m.read(ps)
 		var busy time.Duration
 		for p, now := range b.cpu {
 			if p.Group == GroupApp || p.Group == GroupSidecar {

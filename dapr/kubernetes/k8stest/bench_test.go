@@ -18,6 +18,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/ordermesh/ordermesh/dapr/benchstat"
+	"github.com/ordermesh/ordermesh/dapr/procs"
 )
 
 // cgroupRoot is where this machine mounts its cgroup hierarchies.
@@ -180,7 +181,7 @@ func measure(t *testing.T, c *cluster, targets []vegeta.Target, rate int, d time
 	t.Helper()
 	srcs := c.cpuSources(cgroupRoot)
 	waited, settled := settle(srcs, 20*time.Second)
-	r := benchRun{LoadAvg: loadAverage(), Settled: settled, Waited: waited}
+	r := benchRun{LoadAvg: procs.LoadAverage(), Settled: settled, Waited: waited}
 	before := read(srcs)
 	m := attack(targets, rate, d)
 	after := read(srcs)

@@ -202,16 +202,6 @@ func machine() string {
 	return fmt.Sprintf("%s, %d cores, %s, Linux %s, %s", cpu, runtime.NumCPU(), mem, kernel, runtime.Version())
 }
 
-// loadAverage is the machine's 1-minute load average, 0 when unreadable.
-func loadAverage() float64 {
-	data, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	f, _ := strconv.ParseFloat(strings.Fields(string(data) + " 0")[0], 64)
-	return f
-}
-
 func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	t.Helper()
 	v := os.Getenv(name)
